@@ -1,0 +1,43 @@
+"""Data layer: dataset registry, in-memory uint8 splits, device-side augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lnmbench.data import demo, medmnist  # noqa: F401  (register datasets)
+from lnmbench.data.catalog import DATASETS, DatasetEntry, default_data_dir, is_present
+from lnmbench.data.splits import SPLITS, ArraySplit, Dataset, DatasetInfo
+from lnmbench.data.user_npz import load_user_npz
+
+
+def is_path_like(name: str) -> bool:
+    """A dataset given as a file path rather than a registered name."""
+    return name.endswith(".npz") or "/" in name or "\\" in name
+
+
+def load_dataset(
+    name: str,
+    *,
+    size: int = 28,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Load a registered dataset by name, or a MedMNIST-layout ``.npz`` by path."""
+    if is_path_like(name):
+        return load_user_npz(Path(name))
+    entry = DATASETS.get(name)
+    return entry.load(Path(data_dir) if data_dir else default_data_dir(), size, download)
+
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "ArraySplit",
+    "Dataset",
+    "DatasetEntry",
+    "DatasetInfo",
+    "default_data_dir",
+    "is_present",
+    "load_dataset",
+    "load_user_npz",
+]

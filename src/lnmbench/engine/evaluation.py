@@ -1,0 +1,72 @@
+"""Per-epoch evaluation: probabilities of every head on a split, and their metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from lnmbench.data.augment import to_float_normalised
+from lnmbench.methods.base import Method
+from lnmbench.metrics import classification_report
+
+
+@torch.no_grad()
+def predict_split(
+    method: Method,
+    images: torch.Tensor,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    out_size: int | None,
+    batch_size: int,
+    channels_last: bool = False,
+) -> dict[str, np.ndarray]:
+    """Softmax probabilities (N, C) float64 per head for uint8 ``images`` (N, C, H, W)."""
+    method.eval_mode()
+    chunks: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(images), batch_size):
+        x = to_float_normalised(images[start : start + batch_size], mean, std, out_size)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for head, logits in method.predict(x).items():
+            chunks.setdefault(head, []).append(logits.float().softmax(1).cpu())
+    return {h: torch.cat(v).double().numpy() for h, v in chunks.items()}
+
+
+def head_accuracies(probs: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:
+    """Accuracy of every head against ``labels`` (N,)."""
+    return {h: float((p.argmax(1) == labels).mean()) for h, p in probs.items()}
+
+
+def headline_value(accs: dict[str, float], head: str, mean_heads: Sequence[str]) -> float:
+    """Accuracy of ``head``; "mean" is the unweighted mean over ``mean_heads``."""
+    if head == "mean":
+        return float(np.mean([accs[h] for h in mean_heads]))
+    return accs[head]
+
+
+def clinical_metrics(
+    probs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    num_classes: int,
+    head: str,
+    mean_heads: Sequence[str],
+    ordinal: bool,
+) -> dict[str, Any]:
+    """Clinical report of the headline head; for "mean", each metric is averaged over the nets."""
+    heads = list(mean_heads) if head == "mean" else [head]
+    reports = [classification_report(labels, probs[h], num_classes, ordinal=ordinal) for h in heads]
+    if len(reports) == 1:
+        return reports[0]
+    out: dict[str, Any] = {}
+    for key, value in reports[0].items():
+        values = [r[key] for r in reports]
+        if isinstance(value, list):
+            arr = np.array([[np.nan if x is None else x for x in v] for v in values], dtype=float)
+            out[key] = np.nanmean(arr, axis=0).tolist() if arr.size else []
+        else:
+            out[key] = float(np.mean([np.nan if v is None else v for v in values]))
+    return out

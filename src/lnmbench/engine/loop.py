@@ -1,0 +1,181 @@
+"""The one training loop: epochs, batched views, per-epoch evaluation, metrics, checkpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lnmbench.engine.checkpoint import load_checkpoint, save_checkpoint
+from lnmbench.engine.evaluation import (
+    clinical_metrics,
+    head_accuracies,
+    headline_value,
+    predict_split,
+)
+from lnmbench.engine.run_folder import RunFolder
+from lnmbench.engine.train_view import TrainView
+from lnmbench.methods.base import Batch, Method
+from lnmbench.metrics import (
+    empirical_transition_matrix,
+    label_recovery_accuracy,
+    noise_detection_auroc,
+    purified_ratio,
+    selection_stats,
+    transition_estimation_error,
+)
+
+
+@dataclass
+class EvalSplit:
+    """uint8 images (N, C, H, W) on the device and labels (N,) as numpy (noisy for val)."""
+
+    images: torch.Tensor
+    labels: np.ndarray
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    num_classes: int
+    ordinal: bool
+    eval_batch_size: int
+    mean: list[float]
+    std: list[float]
+    out_size: int | None
+    channels_last: bool
+    keep_checkpoint: bool
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_diagnostics(
+    method: Method, noisy: np.ndarray, clean: np.ndarray | None, num_classes: int
+) -> dict[str, Any]:
+    """Selection precision/recall, detection AUROC, purified ratio, T̂ error (clean labels known)."""
+    out: dict[str, Any] = {}
+    selection = method.selection()
+    corrected = method.corrected_labels()
+    t_hat = method.transition_matrix()
+    if t_hat is not None:
+        out["transition_estimate"] = np.asarray(t_hat).tolist()
+    if clean is None:
+        if selection or corrected is not None or t_hat is not None:
+            out["clean_label_diagnostics"] = "not available (no clean training labels)"
+        return out
+    is_clean = noisy == clean
+    for name, sel in (selection or {}).items():
+        stats = selection_stats(sel.selected, noisy, clean, num_classes, sel.seen)
+        if sel.score is not None:
+            stats["detection_auroc"] = noise_detection_auroc(sel.score, is_clean)
+        out[f"selection/{name}"] = stats
+    if corrected is not None:
+        mask, targets = corrected
+        out["purified_ratio"] = purified_ratio(mask, targets, clean)
+        out["label_recovery"] = label_recovery_accuracy(targets, clean)
+        out["n_corrected"] = int(np.asarray(mask).sum())
+    if t_hat is not None:
+        t_emp, _ = empirical_transition_matrix(clean, noisy, num_classes)
+        out["transition_error"] = transition_estimation_error(np.asarray(t_hat), t_emp)
+    return out
+
+
+def fit(
+    method: Method,
+    train: TrainView,
+    val: EvalSplit,
+    test: EvalSplit,
+    folder: RunFolder,
+    settings: LoopSettings,
+    *,
+    clean_train: np.ndarray | None,
+    generators: dict[str, torch.Generator],
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``settings.epochs`` epochs (resuming from a checkpoint if any); return metric rows."""
+    device = train.images.device
+    start = load_checkpoint(folder, method, generators)
+    rows = [r for r in folder.read_metrics() if r.get("epoch", -1) < start]
+    folder.rewrite_metrics(rows)
+    noisy_train = train.noisy_labels.cpu().numpy()
+    eval_kw = dict(
+        mean=settings.mean,
+        std=settings.std,
+        out_size=settings.out_size,
+        batch_size=settings.eval_batch_size,
+        channels_last=settings.channels_last,
+    )
+    for epoch in range(start, settings.epochs):
+        t0 = time.perf_counter()
+        method.train_mode()
+        method.on_epoch_start(epoch)
+        sums: dict[str, torch.Tensor | float] = {}
+        n_seen, data_s, compute_s = 0, 0.0, 0.0
+        for step, idx in enumerate(method.epoch_batches(epoch), start=1):
+            ta = time.perf_counter()
+            idx_dev = idx.to(device)
+            views = {kind: train.view(idx_dev, kind) for kind in method.views}
+            batch = Batch(idx_dev, train.noisy_labels[idx_dev], views)
+            _sync(device)
+            tb = time.perf_counter()
+            stats = method.train_step(batch)
+            _sync(device)
+            tc = time.perf_counter()
+            data_s += tb - ta
+            compute_s += tc - tb
+            b = len(idx)
+            n_seen += b
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v) * b
+            if on_step is not None:
+                on_step(epoch, step)
+        train_stats = {k: float(v) / max(n_seen, 1) for k, v in sums.items()}
+        lr = method.lr()
+        extra = method.on_epoch_end(epoch) or {}
+        train_s = time.perf_counter() - t0
+
+        val_probs = predict_split(method, val.images, **eval_kw)
+        test_probs = predict_split(method, test.images, **eval_kw)
+        val_acc = head_accuracies(val_probs, val.labels)
+        test_acc = head_accuracies(test_probs, test.labels)
+        cls = type(method)
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": lr,
+            "train": train_stats,
+            "val_acc": val_acc,
+            "val_headline_acc": headline_value(val_acc, cls.val_head, cls.mean_heads),
+            "test_acc": test_acc,
+            "test_headline_acc": headline_value(test_acc, cls.headline, cls.mean_heads),
+            "test": clinical_metrics(
+                test_probs,
+                test.labels,
+                settings.num_classes,
+                cls.headline,
+                cls.mean_heads,
+                settings.ordinal,
+            ),
+            "diagnostics": {
+                **extra,
+                **train_diagnostics(method, noisy_train, clean_train, settings.num_classes),
+            },
+            "time": {
+                "epoch_s": time.perf_counter() - t0,
+                "train_s": train_s,
+                "data_s": data_s,
+                "compute_s": compute_s,
+                "train_images_per_s": n_seen / max(data_s + compute_s, 1e-9),
+                "train_samples": n_seen,
+            },
+        }
+        folder.append_metrics(row)
+        rows.append(row)
+        save_checkpoint(folder, epoch, method, generators)
+    return rows

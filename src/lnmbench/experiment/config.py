@@ -1,0 +1,150 @@
+"""Run configuration: pydantic-validated, YAML in and out, resolved against presets, hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lnmbench.errors import ConfigError
+
+# fields that do not change results; they are left out of the run hash
+NON_SEMANTIC = ("device", "data_dir", "keep_checkpoint", "progress")
+
+
+class NoiseConfig(BaseModel):
+    """Which label noise to put on the training and validation splits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "symmetric"
+    rate: float = 0.4
+    seed: int | None = None  # noise seed; defaults to the run seed
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_in_range(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"noise rate must be in [0, 1), got {v}")
+        return v
+
+
+class RunConfig(BaseModel):
+    """One training run. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = "ce"
+    dataset: str = "demo"
+    size: int = 28
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    seed: int = 0
+    model: str = "cnn"
+    pretrained: bool = False
+    epochs: int = Field(20, ge=1)
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    augment: str = "standard"
+    normalize: Literal["dataset", "imagenet", "half"] = "dataset"
+    assumed_noise_rate: float | None = None
+    preset: str = "fast"
+    protocol: Literal["reference", "uniform"] = "uniform"
+    eval_batch_size: int = 1024
+    amp: bool = True
+    deterministic: bool = True
+    device: str = "auto"
+    data_dir: str | None = None
+    keep_checkpoint: bool = False
+    progress: bool = True
+
+    def semantic_dict(self) -> dict[str, Any]:
+        """The fields that define the result (for the hash)."""
+        return self.model_dump(mode="json", exclude=set(NON_SEMANTIC))
+
+    def config_hash(self) -> str:
+        text = json.dumps(self.semantic_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def run_name(self) -> str:
+        """Folder name: readable prefix plus the hash of the resolved config."""
+        ds = Path(self.dataset).stem if self.dataset.endswith(".npz") else self.dataset
+        noise = f"{self.noise.name}{self.noise.rate:g}"
+        return f"{self.method}_{ds}_{noise}_s{self.seed}_{self.config_hash()[:12]}"
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: values in ``over`` win; nested dicts merge."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def preset_names() -> list[str]:
+    files = resources.files("lnmbench.presets").iterdir()
+    return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset's YAML: run-level defaults plus a ``methods:`` block of per-method hparams."""
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())}")
+    text = resources.files("lnmbench.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = [f"invalid configuration ({where}):"]
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConfig:
+    """Merge defaults < preset < user values; fill the method's hparams from its preset block.
+
+    The returned config's ``hparams`` holds every hyperparameter of the method, so its hash
+    changes with any of them.
+    """
+    from lnmbench.methods import METHODS
+    from lnmbench.methods.hparams import hparams_dict, resolve_hparams
+
+    preset_name = user.get("preset", RunConfig.model_fields["preset"].default)
+    preset = load_preset(preset_name)
+    method_blocks = preset.pop("methods", {}) or {}
+    protocol_blocks = preset.pop("protocols", {}) or {}
+    merged = deep_merge(preset, user)
+    try:
+        cfg = RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+    cls = METHODS.get(cfg.method)
+    hp_over: dict[str, Any] = {}
+    hp_over = deep_merge(hp_over, method_blocks.get("all", {}) or {})
+    hp_over = deep_merge(hp_over, method_blocks.get(cfg.method, {}) or {})
+    hp_over = deep_merge(hp_over, protocol_blocks.get(cfg.protocol, {}) or {})
+    hp_over = deep_merge(hp_over, cfg.hparams)
+    hp = resolve_hparams(cls.Hparams, hp_over, f"{where}: method {cfg.method!r}")
+    return cfg.model_copy(update={"hparams": hparams_dict(hp)})
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of run settings, got {type(data).__name__}")
+    return data

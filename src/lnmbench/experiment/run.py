@@ -1,0 +1,290 @@
+"""Run one configuration end to end: data, noise, method, engine, run folder, summary."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lnmbench.data import Dataset, default_data_dir, load_dataset
+from lnmbench.engine.loop import EvalSplit, LoopSettings, fit
+from lnmbench.engine.run_folder import RunFolder
+from lnmbench.engine.train_view import TrainView
+from lnmbench.errors import ConfigError
+from lnmbench.experiment.config import RunConfig
+from lnmbench.experiment.summary import summarize
+from lnmbench.methods import METHODS, RunContext
+from lnmbench.methods.hparams import resolve_hparams
+from lnmbench.noise import NoisyLabels, make_noisy_labels
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def split_noise(cfg: RunConfig, ds: Dataset, data_dir: Path) -> dict[str, NoisyLabels]:
+    """Noisy labels of the train and val splits (independent draws; test is never noised).
+
+    Real-world datasets bring their own noisy column; synthetic generators draw, cached on disk.
+    """
+    seed = cfg.noise.seed if cfg.noise.seed is not None else cfg.seed
+    c = ds.info.num_classes
+    real = ds["train"].noisy_labels is not None
+    if real and cfg.noise.name != "realworld":
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} carries real-world noisy labels; use --noise realworld"
+        )
+    if not real and cfg.noise.name == "realworld":
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} has no real-world noisy labels; choose a synthetic noise "
+            "generator (lnmbench noise --list)"
+        )
+    params = {s: dict(cfg.noise.params) for s in ("train", "val")}
+    if cfg.noise.name == "instance-classifier" and "logits" not in cfg.noise.params:
+        # one cross-fit on the train split: out-of-fold logits for train, fold-mean for val
+        from lnmbench.noise import cross_fit
+
+        keys = ("folds", "model", "epochs", "batch_size", "lr", "device")
+        fit = cross_fit(
+            ds["train"].images.numpy(),
+            ds["train"].labels.numpy(),
+            c,
+            seed=int(cfg.noise.params.get("classifier_seed", seed)),
+            heldout=ds["val"].images.numpy(),
+            cache_dir=data_dir / "noise_cache",
+            **{k: cfg.noise.params[k] for k in keys if k in cfg.noise.params},
+        )
+        params["train"] = {"sigma": 0.1, **cfg.noise.params, "logits": fit.oof_logits}
+        params["val"] = {"sigma": 0.1, **cfg.noise.params, "logits": fit.heldout_logits}
+        for p in params.values():
+            for k in (*keys, "classifier_seed"):
+                p.pop(k, None)
+    out = {}
+    for split in ("train", "val"):
+        part = ds[split]
+        clean = part.labels.numpy()
+        if real:
+            clean_known = bool(ds.extra.get("clean_known", {}).get(split, True))
+            out[split] = make_noisy_labels(
+                "realworld",
+                clean if clean_known else None,
+                c,
+                None,
+                seed,
+                params={"noisy": part.noisy_labels.numpy()},
+            )
+            continue
+        out[split] = make_noisy_labels(
+            cfg.noise.name,
+            clean,
+            c,
+            cfg.noise.rate,
+            seed,
+            images=part.images.numpy(),
+            params=params[split],
+            cache_dir=data_dir / "noise_cache",
+            cache_key={"dataset": ds.info.name, "size": cfg.size, "split": split},
+        )
+    return out
+
+
+def normalisation(cfg: RunConfig, ds: Dataset) -> tuple[list[float], list[float]]:
+    c = ds.info.in_chans
+    if cfg.normalize == "imagenet":
+        if c == 3:
+            return IMAGENET_MEAN, IMAGENET_STD
+        return [float(np.mean(IMAGENET_MEAN))] * c, [float(np.mean(IMAGENET_STD))] * c
+    if cfg.normalize == "half":
+        return [0.5] * c, [0.5] * c
+    return ds.channel_stats()
+
+
+def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
+    """Train ``cfg`` (resolved) into ``out_root/<run name>``; resume or skip when already there."""
+    folder = RunFolder(Path(out_root) / cfg.run_name())
+    if folder.is_done():
+        import json
+
+        return json.loads(folder.summary.read_text())
+    t_start = time.perf_counter()
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.failed.unlink(missing_ok=True)
+    folder.write_config(cfg.model_dump(mode="json"))
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
+    ds = load_dataset(cfg.dataset, size=cfg.size, data_dir=cfg.data_dir)
+    c = ds.info.num_classes
+    noise = split_noise(cfg, ds, data_dir)
+    folder.write_json("noise.json", {s: n.report() for s, n in noise.items()})
+
+    cls = METHODS.get(cfg.method)
+    hp = resolve_hparams(cls.Hparams, cfg.hparams, f"method {cfg.method!r}")
+    if ds.info.noise == "real-world" or cfg.noise.name == "realworld":
+        rate, source = (
+            cfg.assumed_noise_rate,
+            "assumed" if cfg.assumed_noise_rate is not None else "none",
+        )
+    elif cfg.assumed_noise_rate is not None:
+        rate, source = cfg.assumed_noise_rate, "assumed"
+    else:
+        rate, source = cfg.noise.rate, "nominal"
+    if cls.uses_noise_rate and rate is None:
+        raise ConfigError(
+            f"method {cfg.method!r} needs a noise rate, and real-world data has none: set "
+            "assumed_noise_rate (e.g. --assumed-noise-rate 0.3)"
+        )
+
+    mean, std = normalisation(cfg, ds)
+    channels_last = device.type == "cuda"
+    image_size = ds["train"].images.shape[-1]
+    out_size = None if image_size == cfg.size else cfg.size
+    noisy_train = torch.from_numpy(noise["train"].noisy).to(device)
+    data_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    method_gen = torch.Generator().manual_seed(cfg.seed + 2)
+    train_view = TrainView(
+        ds["train"].images.to(device),
+        noisy_train,
+        mean=mean,
+        std=std,
+        train_augment=cfg.augment,
+        generator=data_gen,
+        out_size=out_size,
+        channels_last=channels_last,
+    )
+    ctx = RunContext(
+        num_classes=c,
+        in_chans=ds.info.in_chans,
+        device=device,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        model_name=cfg.model,
+        pretrained=cfg.pretrained,
+        noise_rate=rate,
+        noise_rate_source=source,
+        class_counts=np.bincount(noise["train"].noisy, minlength=c),
+        generator=method_gen,
+        train=train_view,
+        amp=cfg.amp and device.type == "cuda",
+        channels_last=channels_last,
+    )
+    torch.manual_seed(cfg.seed)  # network initialisation depends on the seed only
+    method = cls(hp, ctx)
+    method.setup()
+
+    settings = LoopSettings(
+        epochs=cfg.epochs,
+        num_classes=c,
+        ordinal=ds.info.ordinal,
+        eval_batch_size=cfg.eval_batch_size,
+        mean=mean,
+        std=std,
+        out_size=out_size,
+        channels_last=channels_last,
+        keep_checkpoint=cfg.keep_checkpoint,
+    )
+    val = EvalSplit(ds["val"].images.to(device), noise["val"].noisy)
+    test = EvalSplit(ds["test"].images.to(device), ds["test"].labels.numpy())
+    progress = _progress(cfg, method, train_view.num_samples) if cfg.progress else None
+    try:
+        rows = fit(
+            method,
+            train_view,
+            val,
+            test,
+            folder,
+            settings,
+            clean_train=noise["train"].clean,
+            generators={"data": data_gen, "method": method_gen},
+            on_step=progress.step if progress else None,
+        )
+    finally:
+        if progress:
+            progress.close()
+    summary = summarize(rows, cls.headline)
+    summary.update(
+        {
+            "run": folder.path.name,
+            "config_hash": cfg.config_hash(),
+            "method": cfg.method,
+            "dataset": ds.info.name,
+            "noise": cfg.noise.name,
+            "rate": cfg.noise.rate,
+            "seed": cfg.seed,
+            "model": cfg.model,
+            "preset": cfg.preset,
+            "protocol": cfg.protocol,
+            "device": str(device),
+            "noise_rate_used": {"value": rate, "source": source},
+            "realised_noise_rate": {s: n.realised_rate for s, n in noise.items()},
+            "wall_s": time.perf_counter() - t_start,
+        }
+    )
+    t_hat = method.transition_matrix()
+    if t_hat is not None:
+        np.save(folder.path / "transition_estimate.npy", np.asarray(t_hat))
+    if not cfg.keep_checkpoint:
+        folder.checkpoint.unlink(missing_ok=True)
+    folder.write_summary(summary)
+    return summary
+
+
+class _progress:
+    """A rich progress bar over all steps of the run, with ETA."""
+
+    def __init__(self, cfg: RunConfig, method: Any, n: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.steps_per_epoch = max(1, -(-n // method.hp.batch_size))
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epoch {task.fields[epoch]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(
+            f"{cfg.method} on {cfg.dataset}", total=cfg.epochs * self.steps_per_epoch, epoch=0
+        )
+
+    def step(self, epoch: int, step: int) -> None:
+        self.bar.update(self.task, completed=epoch * self.steps_per_epoch + step, epoch=epoch)
+
+    def close(self) -> None:
+        self.bar.stop()

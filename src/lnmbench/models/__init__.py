@@ -1,0 +1,28 @@
+"""Backbones by name: ``create(name, num_classes, in_chans)`` over a decorator registry."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lnmbench.models import cnn, preact_resnet, resnet_cifar, timm_models  # noqa: F401  (register)
+from lnmbench.models.registry import MODELS, ModelInfo
+
+
+def create(
+    name: str,
+    num_classes: int,
+    in_chans: int = 3,
+    *,
+    pretrained: bool = False,
+    image_size: int | None = None,
+) -> nn.Module:
+    """Build backbone ``name``: float (B, in_chans, H, W) -> logits (B, num_classes)."""
+    info: ModelInfo = MODELS.get(name)
+    return info.build(num_classes=num_classes, in_chans=in_chans, pretrained=pretrained)
+
+
+def names() -> list[str]:
+    return MODELS.names()
+
+
+__all__ = ["MODELS", "ModelInfo", "create", "names"]

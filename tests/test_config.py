@@ -1,0 +1,53 @@
+"""Run configuration: presets, validation with clear errors, hashing."""
+
+from __future__ import annotations
+
+import pytest
+
+from lnmbench.errors import ConfigError, UnknownNameError
+from lnmbench.experiment.config import resolve_config
+
+
+def test_defaults_are_ce_on_demo_symmetric_04_fast():
+    cfg = resolve_config({})
+    assert (cfg.method, cfg.dataset, cfg.noise.name, cfg.noise.rate) == (
+        "ce",
+        "demo",
+        "symmetric",
+        0.4,
+    )
+    assert cfg.preset == "fast" and cfg.model == "cnn" and cfg.size == 28
+    assert cfg.hparams["batch_size"] == 128 and cfg.hparams["nesterov"] is True
+
+
+def test_hparams_fully_resolved_and_hash_changes_with_any_of_them():
+    a = resolve_config({})
+    b = resolve_config({"hparams": {"lr": 0.02}})
+    assert a.config_hash() == resolve_config({}).config_hash()
+    assert a.config_hash() != b.config_hash()
+    assert a.config_hash() != resolve_config({"noise": {"rate": 0.5}}).config_hash()
+    assert a.config_hash() != resolve_config({"seed": 1}).config_hash()
+    # where the data lives or which device trains does not change the identity of the run
+    assert a.config_hash() == resolve_config({"device": "cpu", "data_dir": "/x"}).config_hash()
+    assert a.run_name().startswith("ce_demo_symmetric0.4_s0_")
+
+
+def test_lnmbench_preset_is_the_reference_protocol():
+    cfg = resolve_config({"preset": "lnmbench"})
+    assert cfg.size == 224 and cfg.epochs == 50 and cfg.model == "timm-resnet50"
+    assert cfg.pretrained and cfg.hparams["batch_size"] == 16
+
+
+def test_bad_values_give_clear_errors():
+    with pytest.raises(ConfigError, match="noise rate must be in"):
+        resolve_config({"noise": {"rate": 1.2}})
+    with pytest.raises(ConfigError, match="unknown hyperparameter.*'lrr'.*known: .*lr"):
+        resolve_config({"hparams": {"lrr": 0.1}})
+    with pytest.raises(UnknownNameError, match="unknown method 'xe'; known: .*ce"):
+        resolve_config({"method": "xe"})
+    with pytest.raises(ConfigError, match="unknown preset 'slow'"):
+        resolve_config({"preset": "slow"})
+    with pytest.raises(ConfigError, match="epochs"):
+        resolve_config({"epochs": 0})
+    with pytest.raises(ConfigError, match="epoch: Extra inputs are not permitted"):
+        resolve_config({"epoch": 3})

@@ -1,0 +1,115 @@
+"""The engine: run folder contents, summaries, checkpoint resume equal to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lnmbench.engine.run_folder import RunFolder
+from lnmbench.experiment.config import resolve_config
+from lnmbench.experiment.run import run_one
+from lnmbench.methods.base import Method
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory) -> Path:
+    """240/80/80 images of the bundled demo set, in the MedMNIST layout."""
+    from lnmbench.data import load_dataset
+
+    ds = load_dataset("demo")
+    out = {}
+    for split, n in (("train", 240), ("val", 80), ("test", 80)):
+        out[f"{split}_images"] = ds[split].images[:n].permute(0, 2, 3, 1).numpy()
+        out[f"{split}_labels"] = ds[split].labels[:n].numpy()[:, None]
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, **out)
+    return path
+
+
+def _cfg(small_npz: Path, **over):
+    user = {
+        "dataset": str(small_npz),
+        "model": "cnn-tiny",
+        "epochs": 4,
+        "progress": False,
+        "noise": {"name": "symmetric", "rate": 0.4},
+        "hparams": {"batch_size": 32},
+    }
+    user.update(over)
+    return resolve_config(user)
+
+
+def test_run_folder_contents_and_summary(small_npz, tmp_path):
+    cfg = _cfg(small_npz)
+    summary = run_one(cfg, tmp_path)
+    folder = RunFolder(tmp_path / cfg.run_name())
+    assert folder.config.exists() and folder.metrics.exists() and folder.summary.exists()
+    assert not folder.checkpoint.exists()  # removed after a finished run unless kept
+    saved = yaml.safe_load(folder.config.read_text())
+    assert saved["method"] == "ce" and saved["hparams"]["batch_size"] == 32
+    rows = [json.loads(x) for x in folder.metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    test_acc = [r["test_headline_acc"] for r in rows]
+    assert summary["headline"]["value"] == pytest.approx(np.mean(test_acc[-5:]))
+    val = [r["val_headline_acc"] for r in rows]
+    best = int(np.argmax(val))
+    assert summary["best_val_epoch"] == best
+    assert summary["test_acc_best_val"] == pytest.approx(test_acc[best])
+    assert summary["test_acc_final"] == pytest.approx(test_acc[-1])
+    for key in ("balanced_accuracy", "macro_f1", "macro_auc", "ece", "fpr95"):
+        assert key in summary["metrics"]
+    assert 0.3 < summary["realised_noise_rate"]["train"] < 0.5
+    noise = json.loads((folder.path / "noise.json").read_text())
+    assert noise["train"]["sha256"] != noise["val"]["sha256"]
+    # a finished run is skipped: same summary, nothing retrained
+    again = run_one(cfg, tmp_path)
+    assert again["headline"] == summary["headline"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["ce", "sce"])
+def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch, method):
+    cfg = _cfg(small_npz, method=method)
+    full = run_one(cfg, tmp_path / "a")
+    rows_full = RunFolder(tmp_path / "a" / cfg.run_name()).read_metrics()
+
+    # kill in the middle of epoch 2 (after the checkpoint of epoch 1)
+    calls = {"n": 0}
+    original = Method.train_step
+
+    def dying_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 8 * 2 + 3:  # 240/32 -> 8 batches per epoch
+            raise _Interrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Method, "train_step", dying_step)
+    with pytest.raises(_Interrupt):
+        run_one(cfg, tmp_path / "b")
+    folder = RunFolder(tmp_path / "b" / cfg.run_name())
+    assert folder.checkpoint.exists() and not folder.summary.exists()
+    assert [r["epoch"] for r in folder.read_metrics()] == [0, 1]
+    monkeypatch.setattr(Method, "train_step", original)
+    resumed = run_one(cfg, tmp_path / "b")
+    rows_resumed = folder.read_metrics()
+    assert [r["epoch"] for r in rows_resumed] == [0, 1, 2, 3]
+    for a, b in zip(rows_full, rows_resumed, strict=True):
+        assert a["test_acc"] == b["test_acc"]
+        assert a["train"]["loss"] == b["train"]["loss"]
+    assert resumed["headline"]["value"] == full["headline"]["value"]
+
+
+def test_same_seed_same_result_different_seed_differs(small_npz, tmp_path):
+    a = run_one(_cfg(small_npz, epochs=2), tmp_path / "a")
+    b = run_one(_cfg(small_npz, epochs=2), tmp_path / "b")
+    c = run_one(_cfg(small_npz, epochs=2, seed=1), tmp_path / "c")
+    assert a["headline"] == b["headline"]
+    assert a["config_hash"] != c["config_hash"]
+    assert a["heads"] != c["heads"] or a["realised_noise_rate"] != c["realised_noise_rate"]
