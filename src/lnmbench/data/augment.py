@@ -473,7 +473,7 @@ class DeviceAugment:
         """Crop, flips, rotation and scaling to ``size``; ``img`` is uint8 or float, the result may
         be ``img`` itself or uint8 (the caller converts)."""
         sp = self.spec
-        b = img.shape[0]
+        b, c = img.shape[:2]
         dev = img.device
         shift = hflip = vflip = angle = None
         sx = sy = tx = ty = None
@@ -521,19 +521,14 @@ class DeviceAugment:
         fy = one if vflip is None else 1.0 - 2.0 * vflip.to(img.dtype)
         cos = one if angle is None else torch.cos(angle).to(img.dtype)
         sin = zero if angle is None else torch.sin(angle).to(img.dtype)
-        # the sampling grid of F.affine_grid(theta, align_corners=False), built by broadcasting
-        # (affine_grid's batched matmul is several times slower on CPU)
-        lin = (
-            torch.arange(size, device=dev, dtype=img.dtype).mul_(2.0 / size).add_(1.0 / size - 1.0)
+        theta = torch.stack(
+            [
+                torch.stack([sx * fx * cos, -sx * fx * sin, tx], dim=1),
+                torch.stack([sy * fy * sin, sy * fy * cos, ty], dim=1),
+            ],
+            dim=1,
         )
-        gx, gy = lin.view(1, 1, size), lin.view(1, size, 1)
-
-        def row(a: torch.Tensor, b_: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return a.view(-1, 1, 1) * gx + b_.view(-1, 1, 1) * gy + t.view(-1, 1, 1)
-
-        grid = torch.stack(
-            [row(sx * fx * cos, -sx * fx * sin, tx), row(sy * fy * sin, sy * fy * cos, ty)], dim=-1
-        )
+        grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
         if sp.pad_mode == "reflect":
             return F.grid_sample(img, grid, padding_mode="reflection", align_corners=False)
         # Sample with the border replicated, so a crop that touches the image edge (or an
@@ -576,7 +571,7 @@ class DeviceAugment:
                     continue
                 if masked:
                     sel = (choice == k).view(-1, 1, 1, 1)
-                    out = torch.where(sel, op(img, factor), out)
+                    out = torch.where(sel, op(out, factor), out)
                 else:
                     rows = (choice == k).nonzero().squeeze(1)
                     if rows.numel():
@@ -598,5 +593,4 @@ class DeviceAugment:
         ar_w = torch.arange(w, device=dev)
         in_y = (ar_h >= y0) & (ar_h < y0 + side)  # (B, H)
         in_x = (ar_w >= x0) & (ar_w < x0 + side)  # (B, W)
-        keep = ~(in_y[:, :, None] & in_x[:, None, :])
-        return img.mul_(keep.unsqueeze(1).to(img.dtype))
+        return img.masked_fill_((in_y[:, :, None] & in_x[:, None, :]).unsqueeze(1), 0.0)

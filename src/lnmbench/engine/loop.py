@@ -146,6 +146,7 @@ def fit(
         val_acc = head_accuracies(val_probs, val.labels)
         test_acc = head_accuracies(test_probs, test.labels)
         cls = type(method)
+        extra.update(method.after_evaluation(epoch, val_acc) or {})
         row: dict[str, Any] = {
             "epoch": epoch,
             "lr": lr,

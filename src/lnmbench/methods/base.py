@@ -194,6 +194,13 @@ class Method:
             sched.step()
         return {}
 
+    def after_evaluation(self, epoch: int, val_acc: dict[str, float]) -> dict[str, Any]:
+        """Called after the epoch's evaluation with noisy-validation accuracy per head.
+
+        Methods that keep best-epoch weights (T-Revision) use it; returns diagnostics to log.
+        """
+        return {}
+
     # ----- prediction ---------------------------------------------------------------------
     def train_mode(self) -> None:
         for net in self.nets.values():
