@@ -379,34 +379,36 @@ def _shift_flip(
     shift: torch.Tensor | None,
     hflip: torch.Tensor | None,
     vflip: torch.Tensor | None,
+    pad: int,
     pad_mode: str,
 ) -> torch.Tensor:
     """Exact pad crop + flips by one gather: ``out[i, j] = x[flip(i) + dy, flip(j) + dx]``.
 
-    Works on any dtype (uint8 included); pixels shifted in from outside are 0 (``"zeros"``) or the
-    symmetric reflection (``"reflect"``). Returns a new tensor.
+    ``shift`` (B, 2) holds (dx, dy) with ``|d| <= pad``. Works on any dtype (uint8 included);
+    pixels shifted in from outside are 0 (``"zeros"``) or the symmetric reflection
+    (``"reflect"``). Returns a new tensor.
     """
     b, c, h, w = x.shape
     dev = x.device
+    if shift is None or pad_mode == "reflect":
+        pad = 0
+    else:
+        x = F.pad(x, (pad, pad, pad, pad))  # zeros; indices below are into the padded image
 
-    def axis(n: int, flip: torch.Tensor | None, d: torch.Tensor | None):
+    def axis(n: int, flip: torch.Tensor | None, d: torch.Tensor | None) -> torch.Tensor:
         idx = torch.arange(n, device=dev).expand(b, n)
         if flip is not None:
             idx = torch.where(flip[:, None], n - 1 - idx, idx)
-        if d is not None:
-            idx = idx + d[:, None]
-        if pad_mode == "reflect":
-            return _symmetric(idx, n), None
-        return idx.clamp(0, n - 1), (idx >= 0) & (idx < n)
+        if d is None:
+            return idx
+        idx = idx + d[:, None]
+        return _symmetric(idx, n) if pad_mode == "reflect" else idx + pad
 
-    rows, valid_r = axis(h, vflip, None if shift is None else shift[:, 1])
-    cols, valid_c = axis(w, hflip, None if shift is None else shift[:, 0])
-    flat = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
-    out = x.reshape(b, c, h * w).gather(2, flat).view(b, c, h, w)
-    if valid_r is not None and shift is not None:
-        outside = ~(valid_r[:, :, None] & valid_c[:, None, :])
-        out.masked_fill_(outside.unsqueeze(1), 0)
-    return out
+    rows = axis(h, vflip, None if shift is None else shift[:, 1])
+    cols = axis(w, hflip, None if shift is None else shift[:, 0])
+    wp = w + 2 * pad
+    flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return x.reshape(b, c, -1).gather(2, flat).view(b, c, h, w)
 
 
 # --------------------------------------------------------------------------- the transform
@@ -473,7 +475,7 @@ class DeviceAugment:
         """Crop, flips, rotation and scaling to ``size``; ``img`` is uint8 or float, the result may
         be ``img`` itself or uint8 (the caller converts)."""
         sp = self.spec
-        b, c = img.shape[:2]
+        b = img.shape[0]
         dev = img.device
         shift = hflip = vflip = angle = None
         sx = sy = tx = ty = None
@@ -502,8 +504,10 @@ class DeviceAugment:
         same_size = img.shape[-1] == size
         if shift is None and sx is None and hflip is None and vflip is None and angle is None:
             return img if same_size else _resize(_to_float(img), size)
-        if sx is None and angle is None and same_size:
-            return _shift_flip(img, shift, hflip, vflip, sp.pad_mode)  # on uint8 if given uint8
+        if sx is None and angle is None and same_size:  # exact path (on uint8 if given uint8)
+            return _shift_flip(
+                img, shift, hflip, vflip, sp.pad_for(size), sp.pad_mode
+            )  # on uint8 if given uint8
         if img.dtype != torch.float32:
             img = _to_float(img)
 
@@ -521,14 +525,18 @@ class DeviceAugment:
         fy = one if vflip is None else 1.0 - 2.0 * vflip.to(img.dtype)
         cos = one if angle is None else torch.cos(angle).to(img.dtype)
         sin = zero if angle is None else torch.sin(angle).to(img.dtype)
-        theta = torch.stack(
-            [
-                torch.stack([sx * fx * cos, -sx * fx * sin, tx], dim=1),
-                torch.stack([sy * fy * sin, sy * fy * cos, ty], dim=1),
-            ],
-            dim=1,
+        # the sampling grid of F.affine_grid(theta, align_corners=False), built by broadcasting
+        # (affine_grid's batched matmul is several times slower on CPU)
+        lin = torch.arange(size, device=dev, dtype=img.dtype)
+        lin = lin.mul_(2.0 / size).add_(1.0 / size - 1.0)
+        gx, gy = lin.view(1, 1, size), lin.view(1, size, 1)
+
+        def row(a: torch.Tensor, b_: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return a.view(-1, 1, 1) * gx + b_.view(-1, 1, 1) * gy + t.view(-1, 1, 1)
+
+        grid = torch.stack(
+            [row(sx * fx * cos, -sx * fx * sin, tx), row(sy * fy * sin, sy * fy * cos, ty)], dim=-1
         )
-        grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
         if sp.pad_mode == "reflect":
             return F.grid_sample(img, grid, padding_mode="reflection", align_corners=False)
         # Sample with the border replicated, so a crop that touches the image edge (or an
@@ -541,7 +549,7 @@ class DeviceAugment:
 
     def _factors(self, strength: float, b: int, g, dev) -> torch.Tensor:
         u = torch.rand(b, generator=g, device=dev)
-        return 1.0 - strength + 2.0 * strength * u
+        return 1.0 - strength + 2.2 * strength * u
 
     def _colour(self, img: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         sp = self.spec
@@ -571,7 +579,7 @@ class DeviceAugment:
                     continue
                 if masked:
                     sel = (choice == k).view(-1, 1, 1, 1)
-                    out = torch.where(sel, op(out, factor), out)
+                    out = torch.where(sel, op(img, factor), out)
                 else:
                     rows = (choice == k).nonzero().squeeze(1)
                     if rows.numel():
@@ -593,4 +601,5 @@ class DeviceAugment:
         ar_w = torch.arange(w, device=dev)
         in_y = (ar_h >= y0) & (ar_h < y0 + side)  # (B, H)
         in_x = (ar_w >= x0) & (ar_w < x0 + side)  # (B, W)
-        return img.masked_fill_((in_y[:, :, None] & in_x[:, None, :]).unsqueeze(1), 0.0)
+        keep = ~(in_y[:, :, None] & in_x[:, None, :])
+        return img.mul_(keep.unsqueeze(1).to(img.dtype))

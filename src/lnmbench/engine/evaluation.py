@@ -23,12 +23,18 @@ def predict_split(
     out_size: int | None,
     batch_size: int,
     channels_last: bool = False,
+    device: torch.device | None = None,
 ) -> dict[str, np.ndarray]:
-    """Softmax probabilities (N, C) float64 per head for uint8 ``images`` (N, C, H, W)."""
+    """Softmax probabilities (N, C) float64 per head for uint8 ``images`` (N, C, H, W).
+
+    ``images`` may be on the CPU (memory-mapped); each chunk is moved to ``device``.
+    """
     method.eval_mode()
+    device = device or images.device
     chunks: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(images), batch_size):
-        x = to_float_normalised(images[start : start + batch_size], mean, std, out_size)
+        chunk = images[start : start + batch_size].to(device, non_blocking=True)
+        x = to_float_normalised(chunk, mean, std, out_size)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         for head, logits in method.predict(x).items():

@@ -100,7 +100,7 @@ def fit(
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``settings.epochs`` epochs (resuming from a checkpoint if any); return metric rows."""
-    device = train.images.device
+    device = train.device
     start = load_checkpoint(folder, method, generators)
     rows = [r for r in folder.read_metrics() if r.get("epoch", -1) < start]
     folder.rewrite_metrics(rows)
@@ -111,6 +111,7 @@ def fit(
         out_size=settings.out_size,
         batch_size=settings.eval_batch_size,
         channels_last=settings.channels_last,
+        device=device,
     )
     for epoch in range(start, settings.epochs):
         t0 = time.perf_counter()

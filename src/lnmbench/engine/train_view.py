@@ -10,7 +10,11 @@ from lnmbench.data.augment import DeviceAugment, get_spec, to_float_normalised
 
 
 class TrainView:
-    """uint8 images (N, C, H, W) and noisy labels (N,) on the device; batched augmented views.
+    """uint8 images (N, C, H, W) and noisy labels (N,); batched augmented views on the device.
+
+    ``images`` may live on the training device (the default: everything in device memory) or on
+    the CPU, e.g. a memory-mapped cache larger than memory: then each batch is gathered by index
+    on the CPU and moved to ``device`` before augmentation.
 
     ``view(index, kind)`` gathers the rows of ``index`` and augments them in one batched call;
     kinds are augmentation preset names ("standard", "weak", "strong", "none", ...), with
@@ -28,8 +32,10 @@ class TrainView:
         generator: torch.Generator,
         out_size: int | None = None,
         channels_last: bool = False,
+        device: torch.device | None = None,
     ) -> None:
         self.images = images
+        self.device = device or images.device
         self.noisy_labels = noisy_labels
         self.num_samples = len(noisy_labels)
         self.mean, self.std = list(mean), list(std)
@@ -50,14 +56,18 @@ class TrainView:
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def gather(self, index: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, C, H, W) of ``index`` (B,), on the training device."""
+        x = self.images[index.to(self.images.device)]
+        return x.to(self.device, non_blocking=True)
+
     def view(self, index: torch.Tensor, kind: str = "train") -> torch.Tensor:
         """Augmented float view (B, C, S, S) of the samples ``index`` (B,)."""
-        x = self.images[index.to(self.images.device)]
-        return self._layout(self._augmenter(kind)(x, self.generator))
+        return self._layout(self._augmenter(kind)(self.gather(index), self.generator))
 
     def eval_view(self, index: torch.Tensor) -> torch.Tensor:
         """Eval-transformed (normalised, resized) float images (B, C, S, S)."""
-        x = self.images[index.to(self.images.device)]
+        x = self.gather(index)
         return self._layout(to_float_normalised(x, self.mean, self.std, self.out_size))
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

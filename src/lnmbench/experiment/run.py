@@ -124,6 +124,12 @@ def normalisation(cfg: RunConfig, ds: Dataset) -> tuple[list[float], list[float]
     return ds.channel_stats()
 
 
+def images_storage(ds: Dataset, device: torch.device) -> torch.device:
+    """Where the uint8 images live during training: on the training device, unless the dataset
+    is a memory-mapped cache (``ds.extra["memmap"]``), which stays on the CPU and is streamed."""
+    return torch.device("cpu") if ds.extra.get("memmap") else device
+
+
 def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
     """Train ``cfg`` (resolved) into ``out_root/<run name>``; resume or skip when already there."""
     folder = RunFolder(Path(out_root) / cfg.run_name())
@@ -167,8 +173,9 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
     noisy_train = torch.from_numpy(noise["train"].noisy).to(device)
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     method_gen = torch.Generator().manual_seed(cfg.seed + 2)
+    storage = images_storage(ds, device)
     train_view = TrainView(
-        ds["train"].images.to(device),
+        ds["train"].images.to(storage),
         noisy_train,
         mean=mean,
         std=std,
@@ -176,6 +183,7 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
         generator=data_gen,
         out_size=out_size,
         channels_last=channels_last,
+        device=device,
     )
     ctx = RunContext(
         num_classes=c,
@@ -208,8 +216,8 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
         channels_last=channels_last,
         keep_checkpoint=cfg.keep_checkpoint,
     )
-    val = EvalSplit(ds["val"].images.to(device), noise["val"].noisy)
-    test = EvalSplit(ds["test"].images.to(device), ds["test"].labels.numpy())
+    val = EvalSplit(ds["val"].images.to(storage), noise["val"].noisy)
+    test = EvalSplit(ds["test"].images.to(storage), ds["test"].labels.numpy())
     progress = _progress(cfg, method, train_view.num_samples) if cfg.progress else None
     try:
         rows = fit(
