@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lnmbench.errors import LnmbenchError
@@ -218,11 +219,8 @@ def models() -> None:
         t.add_column(col)
     for name in MODELS.names():
         info = MODELS.get(name)
-        t.add_row(
-            name,
-            info.input_sizes,
-            info.description + (" (needs [timm])" if info.needs_timm else ""),
-        )
+        extra = " (needs the [timm] extra)" if info.needs_timm else ""
+        t.add_row(name, info.input_sizes, escape(info.description + extra))
     console.print(t)
 
 
