@@ -1,0 +1,54 @@
+"""Backbones: registry, shapes, channel counts, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lnmbench import models
+from lnmbench.errors import ConfigError, UnknownNameError
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn-tiny", "cnn-wide", "resnet18", "preact_resnet18"])
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_output_shape_and_gradients(name, in_chans):
+    torch.manual_seed(0)
+    net = models.create(name, num_classes=5, in_chans=in_chans)
+    x = torch.randn(2, in_chans, 28, 28)
+    out = net(x)
+    assert out.shape == (2, 5)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_same_seed_same_weights():
+    torch.manual_seed(3)
+    a = models.create("cnn", 4, 3)
+    torch.manual_seed(3)
+    b = models.create("cnn", 4, 3)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_resnet_depths_and_64px():
+    n18 = sum(p.numel() for p in models.create("resnet18", 10, 3).parameters())
+    n34 = sum(p.numel() for p in models.create("resnet34", 10, 3).parameters())
+    assert 11.0e6 < n18 < 11.3e6 and 21.0e6 < n34 < 21.5e6
+    assert models.create("resnet50", 9, 3)(torch.randn(2, 3, 64, 64)).shape == (2, 9)
+
+
+def test_errors():
+    with pytest.raises(UnknownNameError, match="unknown model 'vgg'; known: .*resnet18"):
+        models.create("vgg", 2)
+    with pytest.raises(ConfigError, match="no pretrained weights"):
+        models.create("resnet18", 2, pretrained=True)
+
+
+def test_timm_models_need_the_extra_or_build():
+    try:
+        import timm  # noqa: F401
+    except Exception:
+        with pytest.raises(ConfigError, match=r"pip install 'lnmbench\[timm\]'"):
+            models.create("timm-resnet50", 2)
+    else:
+        assert models.create("timm-resnet18", 3)(torch.randn(1, 3, 64, 64)).shape == (1, 3)
