@@ -65,6 +65,17 @@ def test_run_folder_contents_and_summary(small_npz, tmp_path):
     assert 0.3 < summary["realised_noise_rate"]["train"] < 0.5
     noise = json.loads((folder.path / "noise.json").read_text())
     assert noise["train"]["sha256"] != noise["val"]["sha256"]
+    # test labels are the clean ones, untouched; validation is scored against its noisy labels
+    pred = np.load(folder.path / "predictions.npz")
+    from lnmbench.data import load_dataset
+
+    ds = load_dataset(str(small_npz))
+    assert np.array_equal(pred["test_labels"], ds["test"].labels.numpy())
+    final_acc = (pred["test_probs_net"].argmax(1) == pred["test_labels"]).mean()
+    assert summary["test_acc_final"] == pytest.approx(final_acc)
+    val_noisy = pred["val_labels_noisy"]
+    assert 0.3 < (val_noisy != ds["val"].labels.numpy()).mean() < 0.55
+    assert summary["best_val_acc"] == pytest.approx(max(val))
     # a finished run is skipped: same summary, nothing retrained
     again = run_one(cfg, tmp_path)
     assert again["headline"] == summary["headline"]

@@ -180,4 +180,45 @@ def fit(
         folder.append_metrics(row)
         rows.append(row)
         save_checkpoint(folder, epoch, method, generators)
+        final_probs = {"val": val_probs, "test": test_probs}
+    if start >= settings.epochs or settings.epochs == 0:  # resumed after the last epoch
+        final_probs = {
+            "val": predict_split(method, val.images, **eval_kw),
+            "test": predict_split(method, test.images, **eval_kw),
+        }
+    save_outputs(folder, method, final_probs, val, test, noisy_train, clean_train)
     return rows
+
+
+def save_outputs(
+    folder: RunFolder,
+    method: Method,
+    probs: dict[str, dict[str, np.ndarray]],
+    val: EvalSplit,
+    test: EvalSplit,
+    noisy_train: np.ndarray,
+    clean_train: np.ndarray | None,
+) -> None:
+    """Final-epoch outputs: ``predictions.npz`` (val/test probabilities per head, labels) and,
+    for methods that select samples, ``selection.npz`` (per-sample decisions and scores)."""
+    arrays: dict[str, np.ndarray] = {"val_labels_noisy": val.labels, "test_labels": test.labels}
+    for split, by_head in probs.items():
+        for head, p in by_head.items():
+            arrays[f"{split}_probs_{head}"] = p.astype(np.float32)
+    np.savez_compressed(folder.path / "predictions.npz", **arrays)
+    selection = method.selection()
+    if selection:
+        sel: dict[str, np.ndarray] = {"noisy_labels": noisy_train}
+        if clean_train is not None:
+            sel["clean_labels"] = clean_train
+        for name, s in selection.items():
+            sel[f"selected_{name}"] = np.asarray(s.selected, dtype=bool)
+            if s.seen is not None:
+                sel[f"seen_{name}"] = np.asarray(s.seen, dtype=bool)
+            if s.score is not None:
+                sel[f"score_{name}"] = np.asarray(s.score, dtype=np.float32)
+        corrected = method.corrected_labels()
+        if corrected is not None:
+            sel["corrected"] = np.asarray(corrected[0], dtype=bool)
+            sel["targets"] = np.asarray(corrected[1])
+        np.savez_compressed(folder.path / "selection.npz", **sel)
