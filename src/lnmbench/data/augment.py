@@ -12,13 +12,13 @@ from the same generator state as a "weak" view shares its crop and flips):
    resized to ``out_size`` (bilinear, antialias), so the random geometry never aliases (compare the
    Ref DR pipeline: resize 520 -> random-resized crop 512).
 2. Geometry. Resized crop or pad crop, flips, rotation and any up-scaling to ``out_size`` are
-   composed into one affine matrix per sample and applied with a single ``affine_grid`` +
-   ``grid_sample`` (bilinear, ``align_corners=False``, edge pixels replicated up to the image
-   border; what a pad crop or a rotation brings in from outside the image is 0, black, unless
-   ``pad_mode="reflect"``, which reflects instead). A spec with only a pad crop and/or flips
-   (no rotation, no up-scaling) takes an exact path instead: an index gather, so each output is
-   an exact integer shift / mirror of the input. Order of the composed ops: crop -> flips ->
-   rotation.
+   composed into one affine matrix per sample and applied with a single ``grid_sample`` (the
+   ``affine_grid`` grid, built by broadcasting; bilinear, ``align_corners=False``). Edge pixels
+   are replicated up to the image border; what a pad crop or a rotation brings in from outside
+   the image is 0 (black), or its reflection with ``pad_mode="reflect"``. A spec with only a pad
+   crop and/or flips (no rotation, no up-scaling) takes an exact path instead: an index gather,
+   so each output is an exact integer shift / mirror of the input. Order of the composed ops:
+   crop -> flips -> rotation.
 3. Colour jitter: brightness (multiply), contrast (blend with the per-sample mean grey),
    saturation (blend with the per-pixel grey; RGB only), in this fixed order, each clamped to
    [0, 1] and with a per-sample factor uniform in ``[1 - s, 1 + s]``.
@@ -27,7 +27,8 @@ from the same generator state as a "weak" view shares its crop and flips):
    brightness, contrast, color, sharpness, posterize, solarize. Magnitude ``m`` in 0..10 gives
    ``v = m / 10``: enhance factors ``1 ± 0.9 v`` (random sign), posterize to ``8 - round(4 v)``
    bits, solarize above ``1 - v``. Equalize is a true per-sample, per-channel histogram
-   equalisation on 256 levels (PIL / torchvision algorithm), computed with scatter + cumsum.
+   equalisation on 256 levels (PIL / torchvision algorithm, which leaves a channel unchanged
+   when fewer than 255 of its pixels lie below its top level), computed with scatter + cumsum.
 5. Normalisation ``(x - mean) / std``.
 6. Cutout: one square per sample of side ``round(cutout * S)`` (half up), placed fully inside the
    image, set to 0 *after* normalisation, i.e. to the dataset mean colour (FixMatch / DISC fill
@@ -439,6 +440,7 @@ class DeviceAugment:
         # RandAugment op selection: per-op row subsets (least work; a host sync per op) or
         # full-batch masks (no sync). None = subsets on CPU, masks on accelerators. Same results.
         self._masked_select: bool | None = None
+        self._stats_cache: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
         return f"DeviceAugment({self.spec}, mean={self.mean}, std={self.std}, out={self.out_size})"
@@ -458,7 +460,10 @@ class DeviceAugment:
         _, c, h, w = x.shape
         if h != w:
             raise ValueError(f"DeviceAugment needs square images, got {h}x{w}")
-        mean, std = _stats(self.mean, self.std, c, x.device)
+        key = (x.device, c)
+        if key not in self._stats_cache:  # (avoid a host -> device copy per batch)
+            self._stats_cache[key] = _stats(self.mean, self.std, c, x.device)
+        mean, std = self._stats_cache[key]
         size = self.out_size or h
         src = _resize(_to_float(x), size) if size < h else x
         img = self._geometry(src, size, generator)
@@ -505,9 +510,7 @@ class DeviceAugment:
         if shift is None and sx is None and hflip is None and vflip is None and angle is None:
             return img if same_size else _resize(_to_float(img), size)
         if sx is None and angle is None and same_size:  # exact path (on uint8 if given uint8)
-            return _shift_flip(
-                img, shift, hflip, vflip, sp.pad_for(size), sp.pad_mode
-            )  # on uint8 if given uint8
+            return _shift_flip(img, shift, hflip, vflip, sp.pad_for(size), sp.pad_mode)
         if img.dtype != torch.float32:
             img = _to_float(img)
 
@@ -547,9 +550,12 @@ class DeviceAugment:
             out.masked_fill_(outside.unsqueeze(1), 0.0)
         return out
 
-    def _factors(self, strength: float, b: int, g, dev) -> torch.Tensor:
+    def _factors(
+        self, strength: float, b: int, g: torch.Generator | None, dev: torch.device
+    ) -> torch.Tensor:
+        """Per-sample factors uniform in [1 - strength, 1 + strength]."""
         u = torch.rand(b, generator=g, device=dev)
-        return 1.0 - strength + 2.2 * strength * u
+        return 1.0 - strength + 2.0 * strength * u
 
     def _colour(self, img: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         sp = self.spec
