@@ -74,7 +74,9 @@ def train_diagnostics(
     for name, sel in (selection or {}).items():
         stats = selection_stats(sel.selected, noisy, clean, num_classes, sel.seen)
         if sel.score is not None:
-            stats["detection_auroc"] = noise_detection_auroc(sel.score, is_clean)
+            keep = np.ones_like(is_clean) if sel.seen is None else np.asarray(sel.seen, bool)
+            score = np.asarray(sel.score)[keep]
+            stats["detection_auroc"] = noise_detection_auroc(score, is_clean[keep])
         out[f"selection/{name}"] = stats
     if corrected is not None:
         mask, targets = corrected

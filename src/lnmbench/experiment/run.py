@@ -160,7 +160,7 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
         rate, source = cfg.assumed_noise_rate, "assumed"
     else:
         rate, source = cfg.noise.rate, "nominal"
-    if cls.uses_noise_rate and rate is None:
+    if cls.uses_noise_rate and rate is None and getattr(hp, "forget_rate", None) is None:
         raise ConfigError(
             f"method {cfg.method!r} needs a noise rate, and real-world data has none: set "
             "assumed_noise_rate (e.g. --assumed-noise-rate 0.3)"

@@ -1,0 +1,408 @@
+"""Shared machinery of the Co-teaching family (methods.md §3.6–3.9, §6.1, §6.5).
+
+Two networks (net 1 built first, then net 2, from the seeded RNG), the family's Adam schedule
+(linear LR decay from e_d with β₁ 0.9 → 0.1), the forget-rate schedule R(e), small-loss
+selection, the cross update (net 1 learns from net 2's selection and vice versa), and the per-epoch
+selected / seen sets and clean-ness scores that the engine turns into selection precision, recall
+and detection AUROC.
+
+Epoch counts (e_d, T_k, Co-teaching+'s e_init) are given at the reference length ``ref_epochs``
+(50) and scaled to the run's epochs like the milestones of ``hparams.py``: at 20 epochs e_d = 8,
+T_k = 4, e_init = 2; at 50 epochs they are the reference values 20, 10, 5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lnmbench.errors import ConfigError
+from lnmbench.methods.base import Method, Selection
+from lnmbench.methods.hparams import TrainHparams, scaled_epoch
+
+SCHEDULES = ("linear_decay", "multistep", "constant", "cosine")
+_FLOOR_TOLERANCE = 1e-9  # ⌊(1 − R)·B⌋ must not lose a sample to float rounding (0.3·10 = 2.999…)
+
+
+@dataclass
+class TwoNetHparams(TrainHparams):
+    """Ref (all four methods): batch 128, Adam lr 1e-3 per net, linear decay from e_d = 20 of 50.
+
+    ``forget_rate`` overrides τ; by default τ = ``forget_rate_scale`` · the run's noise rate (the
+    nominal rate, or ``assumed_noise_rate`` on real-world data; JoCoR's authors use scale 0.5 for
+    asymmetric noise). ``forget_ramp_epochs`` is T_k and ``decay_start_epoch`` is e_d, both at
+    ``ref_epochs``. ``start_epoch: 1`` evaluates the forget-rate schedule at e + 1 (the reference
+    code trains epochs 1…49, so its first trained epoch already forgets τ/(T_k − 1)).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "linear_decay"  # linear_decay (the family's) | multistep | constant | cosine
+    decay_start_epoch: int = 20
+    beta1_decayed: float = 0.1
+    forget_rate: float | None = None
+    forget_rate_scale: float = 1.0
+    forget_ramp_epochs: int = 10
+    forget_exponent: float = 1.0
+    start_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        if self.start_epoch not in (0, 1):
+            raise ConfigError(
+                f"start_epoch must be 0 (R(0) = 0) or 1 (the reference schedule), "
+                f"got {self.start_epoch}"
+            )
+        if self.forget_rate is not None and not 0.0 <= self.forget_rate < 1.0:
+            raise ConfigError(f"forget_rate must be in [0, 1), got {self.forget_rate}")
+        if self.forget_rate_scale < 0:
+            raise ConfigError(f"forget_rate_scale must be >= 0, got {self.forget_rate_scale}")
+        if self.forget_ramp_epochs < 1:
+            raise ConfigError(f"forget_ramp_epochs must be >= 1, got {self.forget_ramp_epochs}")
+        if self.forget_exponent <= 0:
+            raise ConfigError(f"forget_exponent must be > 0, got {self.forget_exponent}")
+        if self.decay_start_epoch < 0:
+            raise ConfigError(f"decay_start_epoch must be >= 0, got {self.decay_start_epoch}")
+
+
+# ----- schedules ---------------------------------------------------------------------------
+def forget_rate_at(
+    epoch: int, tau: float, ramp_epochs: int, exponent: float = 1.0, start_epoch: int = 0
+) -> float:
+    """R(e) = τ·min(e/(T_k − 1), 1)^c evaluated at e = ``epoch`` + ``start_epoch``.
+
+    T_k = ``ramp_epochs`` (T_k = 1: τ from the start). τ = 0.5, T_k = 10: R(0) = 0, R(3) = 1/6,
+    R(9) = R(20) = 0.5.
+    """
+    e = epoch + start_epoch
+    progress = 1.0 if ramp_epochs <= 1 else min(e / (ramp_epochs - 1), 1.0)
+    return tau * progress**exponent
+
+
+def lr_factor_at(epoch: int, epochs: int, decay_start: int) -> float:
+    """1 for e < e_d, then (E − e)/(E − e_d): linear decay to 1/(E − e_d) at the last epoch."""
+    if epoch < decay_start or decay_start >= epochs:
+        return 1.0
+    return (epochs - epoch) / (epochs - decay_start)
+
+
+def beta1_at(epoch: int, decay_start: int, beta1: float = 0.9, beta1_decayed: float = 0.1) -> float:
+    """Adam's β₁: ``beta1`` before e_d, ``beta1_decayed`` from e_d on."""
+    return beta1 if epoch < decay_start else beta1_decayed
+
+
+class LinearDecayBeta1Schedule:
+    """Per-epoch schedule of the Co-teaching family on an (Adam) optimiser.
+
+    Epoch e uses lr·``lr_factor_at(e)`` and β₁ = ``beta1_at(e)`` (β₂ unchanged). ``step()`` after
+    each epoch, like a torch LR scheduler; ``state_dict`` / ``load_state_dict`` for resume.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        epochs: int,
+        decay_start: int,
+        beta1: float = 0.9,
+        beta1_decayed: float = 0.1,
+    ) -> None:
+        self.optimizer = optimizer
+        self.epochs = epochs
+        self.decay_start = decay_start
+        self.beta1 = beta1
+        self.beta1_decayed = beta1_decayed
+        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        e = self.last_epoch
+        factor = lr_factor_at(e, self.epochs, self.decay_start)
+        b1 = beta1_at(e, self.decay_start, self.beta1, self.beta1_decayed)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
+            if "betas" in group:
+                group["betas"] = (b1, group["betas"][1])
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_epoch = int(state["last_epoch"])
+        self.base_lrs = [float(v) for v in state["base_lrs"]]
+        self._apply()
+
+
+# ----- selection ---------------------------------------------------------------------------
+def num_kept(n: int, forget_rate: float) -> int:
+    """⌊(1 − R)·n⌋ (may be 0)."""
+    return max(0, math.floor((1.0 - forget_rate) * n + _FLOOR_TOLERANCE))
+
+
+def remember_count(n: int, forget_rate: float) -> int:
+    """The family's remember count r = max(1, ⌊(1 − R)·n⌋)."""
+    return max(1, num_kept(n, forget_rate))
+
+
+def small_loss_indices(losses: torch.Tensor, count: int) -> torch.Tensor:
+    """Positions (count,) long of the ``count`` smallest entries of ``losses`` (B,), ascending.
+
+    Ties are broken by position (stable sort), so the result is deterministic.
+    """
+    return torch.argsort(losses.detach(), stable=True)[:count]
+
+
+@dataclass
+class CrossSelection:
+    """One cross update: ``selected1`` / ``selected2`` (r,) are the positions net 1 / net 2
+    selected; ``loss1`` = mean of net 1's losses on net 2's selection, ``loss2`` vice versa."""
+
+    selected1: torch.Tensor
+    selected2: torch.Tensor
+    loss1: torch.Tensor
+    loss2: torch.Tensor
+
+
+def cross_select(loss1: torch.Tensor, loss2: torch.Tensor, count: int) -> CrossSelection:
+    """Small-loss selection per net and the cross losses: L₁ = mean_{S₂} ℓ₁, L₂ = mean_{S₁} ℓ₂.
+
+    loss1, loss2: per-sample losses (B,) of net 1 / net 2 (with their graphs); count: r.
+    """
+    sel1 = small_loss_indices(loss1, count)
+    sel2 = small_loss_indices(loss2, count)
+    return CrossSelection(sel1, sel2, loss1[sel2].mean(), loss2[sel1].mean())
+
+
+# ----- per-epoch selection bookkeeping -------------------------------------------------------
+class SelectionTracker:
+    """Selected sets S (one per name) and the seen set over N samples for the current epoch.
+
+    Sets are (N,) bool on the device, reset at each epoch start; scores (N,) float keep each
+    sample's latest training-time clean-ness score (so that a sample left out of an epoch still
+    has a finite score) and are checkpointed.
+    """
+
+    def __init__(self, names: tuple[str, ...], num_samples: int, device: torch.device) -> None:
+        self.names = names
+        self.seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        self.selected = {k: torch.zeros_like(self.seen) for k in names}
+        self.scores = {k: torch.zeros(num_samples, device=device) for k in names}
+
+    def start_epoch(self) -> None:
+        self.seen.zero_()
+        for sel in self.selected.values():
+            sel.zero_()
+
+    def record(self, index: torch.Tensor, selected: dict[str, torch.Tensor]) -> None:
+        """Mark ``index`` (B,) seen and ``index[selected[name]]`` selected for each name."""
+        self.seen[index] = True
+        for name, positions in selected.items():
+            self.selected[name][index[positions]] = True
+
+    def record_scores(self, index: torch.Tensor, scores: dict[str, torch.Tensor]) -> None:
+        """Store clean-ness scores (B,) (higher = more likely clean) of the samples ``index``."""
+        for name, s in scores.items():
+            self.scores[name][index] = s.detach().float()
+
+    def selections(self) -> dict[str, Selection]:
+        seen = self.seen.cpu().numpy()
+        return {
+            k: Selection(
+                selected=self.selected[k].cpu().numpy(),
+                seen=seen,
+                score=self.scores[k].cpu().numpy().astype(np.float64),
+            )
+            for k in self.names
+        }
+
+    def sizes(self) -> dict[str, int]:
+        """|S| per name."""
+        return {k: int(v.sum()) for k, v in self.selected.items()}
+
+    def sizes_per_class(self, noisy_labels: torch.Tensor, num_classes: int) -> dict[str, list[int]]:
+        """|S ∩ {ỹ = c}| per name, a list of C counts; noisy_labels (N,) long."""
+        return {
+            k: torch.bincount(noisy_labels[v], minlength=num_classes).tolist()
+            for k, v in self.selected.items()
+        }
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.cpu() for k, v in self.scores.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in state.items():
+            self.scores[k].copy_(v.to(self.scores[k].device))
+
+
+# ----- the base method ---------------------------------------------------------------------
+class TwoNetMethod(Method):
+    """Base of the Co-teaching family: two nets, the family schedule, forget rate, selections.
+
+    Heads: "net1", "net2", "ensemble" (logits (f₁ + f₂)/2, so probabilities softmax((f₁+f₂)/2));
+    headline and validation head "mean" (accuracy averaged over net 1 and net 2).
+    """
+
+    Hparams: ClassVar[type[TrainHparams]] = TwoNetHparams
+    headline = "mean"
+    mean_heads = ("net1", "net2")
+    val_head = "mean"
+    uses_noise_rate = True
+    selection_names: ClassVar[tuple[str, ...]] = ("net1", "net2")
+
+    hp: TwoNetHparams
+
+    def setup(self) -> None:
+        self.net1 = self.add_net("net1")
+        self.net2 = self.add_net("net2")
+        self.build_optimizers()
+        self.tau, self.forget_rate_source = self.resolve_tau()
+        self.ramp_epochs = max(
+            1, scaled_epoch(self.hp.forget_ramp_epochs, self.hp, self.ctx.epochs)
+        )
+        self.current_forget_rate = self.forget_rate_of_epoch(0)
+        self.tracker = SelectionTracker(
+            self.selection_names, self.ctx.train.num_samples, self.ctx.device
+        )
+
+    def build_optimizers(self) -> None:
+        """One optimiser per net (JoCoR overrides: one over both)."""
+        self.add_family_optimizer("net1", self.net1.parameters())
+        self.add_family_optimizer("net2", self.net2.parameters())
+
+    def add_family_optimizer(self, name: str, params) -> torch.optim.Optimizer:
+        """The optimiser of ``hp`` with the family's schedule (or a generic one by ``schedule``)."""
+        if self.hp.schedule != "linear_decay":
+            return self.add_optimizer(name, params)
+        opt = self.add_optimizer(name, params, with_scheduler=False)
+        self.schedulers[name] = LinearDecayBeta1Schedule(
+            opt,
+            self.ctx.epochs,
+            scaled_epoch(self.hp.decay_start_epoch, self.hp, self.ctx.epochs),
+            beta1=self.hp.betas[0],
+            beta1_decayed=self.hp.beta1_decayed,
+        )
+        return opt
+
+    def resolve_tau(self) -> tuple[float, str]:
+        """τ and where it came from: ("hparam") or the run's noise rate source."""
+        if self.hp.forget_rate is not None:
+            return float(self.hp.forget_rate), "hparam"
+        if self.ctx.noise_rate is None:
+            raise ConfigError(
+                f"method {self.name!r} needs a forget rate: set assumed_noise_rate for real-world "
+                "data, or the hyperparameter forget_rate"
+            )
+        tau = self.hp.forget_rate_scale * self.ctx.noise_rate
+        if not 0.0 <= tau < 1.0:
+            raise ConfigError(
+                f"forget rate τ = forget_rate_scale·noise_rate = {tau:g} must be in [0, 1)"
+            )
+        return tau, self.ctx.noise_rate_source
+
+    def forget_rate_of_epoch(self, epoch: int) -> float:
+        hp = self.hp
+        return forget_rate_at(epoch, self.tau, self.ramp_epochs, hp.forget_exponent, hp.start_epoch)
+
+    # ----- hooks ---------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        self.current_forget_rate = self.forget_rate_of_epoch(epoch)
+        self.tracker.start_epoch()
+
+    def forward_pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, C) of net 1 and net 2, in float32."""
+        with self.ctx.autocast():
+            return self.net1(x).float(), self.net2(x).float()
+
+    def cross_update(
+        self, index: torch.Tensor, loss1: torch.Tensor, loss2: torch.Tensor, count: int
+    ) -> CrossSelection:
+        """Select r = ``count`` per net, step net 1 on S₂ and net 2 on S₁, record S₁ and S₂.
+
+        index (B',) global sample indices of the rows of loss1 / loss2 (B',).
+        """
+        cs = cross_select(loss1, loss2, count)
+        self.backward_step("net1", cs.loss1, self.net1)
+        self.backward_step("net2", cs.loss2, self.net2)
+        self.tracker.record(index, {"net1": cs.selected1, "net2": cs.selected2})
+        return cs
+
+    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+        opt = next(iter(self.optimizers.values()))
+        out: dict[str, Any] = {
+            "forget_rate": self.current_forget_rate,
+            "forget_rate_tau": self.tau,
+            "forget_rate_source": self.forget_rate_source,
+            "selection_sizes": self.tracker.sizes(),
+            "selection_sizes_per_class": self.tracker.sizes_per_class(
+                self.ctx.train.noisy_labels, self.ctx.num_classes
+            ),
+        }
+        if "betas" in opt.param_groups[0]:
+            out["beta1"] = float(opt.param_groups[0]["betas"][0])
+        out.update(super().on_epoch_end(epoch))
+        return out
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f1, f2 = self.forward_pair(x)
+        return {"net1": f1, "net2": f2, "ensemble": (f1 + f2) / 2}
+
+    def selection(self) -> dict[str, Selection]:
+        return self.tracker.selections()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"scores": self.tracker.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.tracker.load_state_dict(state["scores"])
+
+
+def per_sample_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """CE(f(x_i), ỹ_i) per sample: logits (B, C), labels (B,) -> (B,)."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def pair_noisy_accuracy(
+    logits1: torch.Tensor, logits2: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Agreement of argmax predictions with the noisy labels, averaged over the two nets (0-d);
+    logits (B, C), labels (B,)."""
+    hits1 = (logits1.argmax(1) == labels).float().mean()
+    hits2 = (logits2.argmax(1) == labels).float().mean()
+    return (hits1 + hits2).detach() / 2
+
+
+def both_nets(method: TwoNetMethod) -> nn.ModuleList:
+    """The two nets as one module (for one optimiser or one gradient-norm clip over both)."""
+    return nn.ModuleList([method.net1, method.net2])
+
+
+__all__ = [
+    "CrossSelection",
+    "LinearDecayBeta1Schedule",
+    "SelectionTracker",
+    "TwoNetHparams",
+    "TwoNetMethod",
+    "beta1_at",
+    "both_nets",
+    "cross_select",
+    "forget_rate_at",
+    "lr_factor_at",
+    "num_kept",
+    "pair_noisy_accuracy",
+    "per_sample_ce",
+    "remember_count",
+    "small_loss_indices",
+]
