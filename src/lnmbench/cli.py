@@ -40,7 +40,7 @@ def parse_set(values: list[str] | None) -> dict[str, Any]:
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}"
+    return "n/a" if x is None or x != x else f"{100 * x:.2f}"
 
 
 def print_summary(summary: dict[str, Any], folder: str) -> None:
@@ -173,22 +173,16 @@ def datasets(
         t.add_column(col, justify="right" if col in ("classes", "train", "val", "test") else "left")
     for name in DATASETS.names():
         e = DATASETS.get(name)
-        present = (
-            "bundled"
-            if e.local_path(root, size) is None
-            else ("yes" if size in e.sizes and is_present(e, root, size) else "no")
-        )
-        tr, va, te = e.split_sizes
-        t.add_row(
-            name,
-            e.info.modality,
-            str(e.info.num_classes),
-            str(tr),
-            str(va),
-            str(te),
-            "/".join(map(str, e.sizes)),
-            present,
-        )
+        real = e.info.noise == "real-world"  # prepared by the user at any size
+        if e.local_path(root, size) is None:
+            present = "bundled"
+        elif (real or size in e.sizes) and is_present(e, root, size):
+            present = "yes"
+        else:
+            present = "no" if not real else "no (lnmbench prepare)"
+        counts = [str(n) if n else "-" for n in e.split_sizes]
+        sizes = "any (prepared)" if real else "/".join(map(str, e.sizes))
+        t.add_row(name, e.info.modality, str(e.info.num_classes), *counts, sizes, present)
     console.print(t)
     console.print("Any MedMNIST-layout .npz works too: --dataset path/to/file.npz", highlight=False)
 
@@ -308,6 +302,11 @@ def noise(
             console.print(f"heatmap written to {heatmap}", highlight=False)
     except LnmbenchError as exc:
         _fail(exc)
+
+
+from lnmbench.cli_prepare import prepare  # noqa: E402
+
+app.command()(prepare)
 
 
 def main() -> None:  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lnmbench.data import demo, medmnist  # noqa: F401  (register datasets)
+from lnmbench.data import demo, medmnist, real_world  # noqa: F401  (register datasets)
 from lnmbench.data.catalog import DATASETS, DatasetEntry, default_data_dir, is_present
 from lnmbench.data.splits import SPLITS, ArraySplit, Dataset, DatasetInfo
 from lnmbench.data.user_npz import load_user_npz
@@ -24,7 +24,12 @@ def load_dataset(
 ) -> Dataset:
     """Load a registered dataset by name, or a MedMNIST-layout ``.npz`` by path."""
     if is_path_like(name):
-        return load_user_npz(Path(name))
+        path = Path(name)
+        if path.name == "manifest.json" or (path / "manifest.json").is_file():
+            from lnmbench.data.prepare import open_prepared
+
+            return open_prepared(path)
+        return load_user_npz(path)
     entry = DATASETS.get(name)
     return entry.load(Path(data_dir) if data_dir else default_data_dir(), size, download)
 

@@ -72,8 +72,17 @@ class RunConfig(BaseModel):
 
     def run_name(self) -> str:
         """Folder name: readable prefix plus the hash of the resolved config."""
-        ds = Path(self.dataset).stem if self.dataset.endswith(".npz") else self.dataset
-        noise = f"{self.noise.name}{self.noise.rate:g}"
+        if self.dataset.endswith(".npz"):
+            ds = Path(self.dataset).stem
+        elif "/" in self.dataset or "\\" in self.dataset:  # a prepared cache folder
+            ds = "_".join(Path(self.dataset.removesuffix("manifest.json")).parts[-2:])
+        else:
+            ds = self.dataset
+        noise = (
+            "realworld"
+            if self.noise.name == "realworld"
+            else f"{self.noise.name}{self.noise.rate:g}"
+        )
         return f"{self.method}_{ds}_{noise}_s{self.seed}_{self.config_hash()[:12]}"
 
 
