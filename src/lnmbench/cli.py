@@ -218,6 +218,40 @@ def models() -> None:
     console.print(t)
 
 
+def show_run_transition(run_dir: Path, heatmap: Path | None) -> None:
+    """Print a run's empirical T (train noise) beside its method's estimate T̂, error, heatmap."""
+    import json
+
+    import numpy as np
+
+    from lnmbench.metrics import transition_estimation_error
+    from lnmbench.noise import plot_transition
+
+    est_path, noise_path = run_dir / "transition_estimate.npy", run_dir / "noise.json"
+    for p in (noise_path, est_path):
+        if not p.exists():
+            what = "its method keeps no estimate of T" if p == est_path else "not a run folder"
+            raise LnmbenchError(f"{p} not found: {what}")
+    report = json.loads(noise_path.read_text())["train"]
+    if report.get("transition_matrix") is None:
+        raise LnmbenchError(f"{run_dir}: no clean training labels, so no empirical T to compare")
+    t_emp = np.array(
+        [[np.nan if v is None else v for v in row] for row in report["transition_matrix"]]
+    )
+    t_hat = np.load(est_path)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    err = transition_estimation_error(t_hat, t_emp)
+    console.print(f"empirical T of {run_dir.name} (train; rows = clean class):")
+    console.print(np.array2string(t_emp, precision=3, suppress_small=True))
+    console.print(f"estimated T̂ ({cfg['method']}):")
+    console.print(np.array2string(t_hat, precision=3, suppress_small=True))
+    console.print(f"estimation error sum|T̂-T| / sum|T| = {err:.4f}", highlight=False)
+    if heatmap is not None:
+        title = f"{cfg['noise']['name']} {cfg['noise']['rate']:g} on {cfg['dataset']}"
+        plot_transition(t_emp, heatmap, title=title, estimate=t_hat)
+        console.print(f"heatmap written to {heatmap}", highlight=False)
+
+
 @app.command()
 def noise(
     dataset: Annotated[str, typer.Option(help="dataset name or .npz path")] = "demo",
@@ -258,6 +292,9 @@ def noise(
         console.print(t)
         return
     try:
+        if run_dir is not None:
+            show_run_transition(run_dir, heatmap)
+            return
         cfg = resolve_config(
             {
                 "dataset": dataset,
@@ -280,25 +317,11 @@ def noise(
             if t_emp is not None:
                 console.print(f"empirical transition matrix T ({s}; rows = clean class):")
                 console.print(np.array2string(t_emp, precision=3, suppress_small=True))
-        estimate = None
-        if run_dir is not None:
-            est_path = run_dir / "transition_estimate.npy"
-            if not est_path.exists():
-                raise LnmbenchError(
-                    f"{est_path} not found: the run's method keeps no estimate of T"
-                )
-            estimate = np.load(est_path)
-            console.print(f"estimated T̂ of {run_dir.name}:")
-            console.print(np.array2string(estimate, precision=3, suppress_small=True))
-        if heatmap is not None:
+        if heatmap is not None and run_dir is None:
             t_emp = noisy["train" if "train" in splits else splits[0]].transition_matrix
             if t_emp is None:
-                raise LnmbenchError(
-                    "no clean labels: the empirical T is not available for a heatmap"
-                )
-            plot_transition(
-                t_emp, heatmap, title=f"{noise_name} {rate:g} on {ds.info.name}", estimate=estimate
-            )
+                raise LnmbenchError("no clean labels: the empirical T is not available")
+            plot_transition(t_emp, heatmap, title=f"{noise_name} {rate:g} on {ds.info.name}")
             console.print(f"heatmap written to {heatmap}", highlight=False)
     except LnmbenchError as exc:
         _fail(exc)

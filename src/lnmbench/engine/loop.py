@@ -57,7 +57,11 @@ def _sync(device: torch.device) -> None:
 
 
 def train_diagnostics(
-    method: Method, noisy: np.ndarray, clean: np.ndarray | None, num_classes: int
+    method: Method,
+    noisy: np.ndarray,
+    clean: np.ndarray | None,
+    num_classes: int,
+    generating: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Selection precision/recall, detection AUROC, purified ratio, T̂ error (clean labels known)."""
     out: dict[str, Any] = {}
@@ -86,6 +90,10 @@ def train_diagnostics(
     if t_hat is not None:
         t_emp, _ = empirical_transition_matrix(clean, noisy, num_classes)
         out["transition_error"] = transition_estimation_error(np.asarray(t_hat), t_emp)
+        if generating is not None:
+            out["transition_error_generating"] = transition_estimation_error(
+                np.asarray(t_hat), generating
+            )
     return out
 
 
@@ -99,6 +107,7 @@ def fit(
     *,
     clean_train: np.ndarray | None,
     generators: dict[str, torch.Generator],
+    generating_matrix: np.ndarray | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``settings.epochs`` epochs (resuming from a checkpoint if any); return metric rows."""
@@ -168,7 +177,9 @@ def fit(
             ),
             "diagnostics": {
                 **extra,
-                **train_diagnostics(method, noisy_train, clean_train, settings.num_classes),
+                **train_diagnostics(
+                    method, noisy_train, clean_train, settings.num_classes, generating_matrix
+                ),
             },
             "time": {
                 "epoch_s": time.perf_counter() - t0,

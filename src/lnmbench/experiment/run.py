@@ -124,6 +124,12 @@ def normalisation(cfg: RunConfig, ds: Dataset) -> tuple[list[float], list[float]
     return ds.channel_stats()
 
 
+def generating_matrix(noisy: NoisyLabels) -> np.ndarray | None:
+    """The matrix a class-conditional generator drew from (None for instance / real noise)."""
+    gen = noisy.extra.get("generating_matrix")
+    return None if gen is None else np.asarray(gen, dtype=np.float64)
+
+
 def images_storage(ds: Dataset, device: torch.device) -> torch.device:
     """Where the uint8 images live during training: on the training device, unless the dataset
     is a memory-mapped cache (``ds.extra["memmap"]``), which stays on the CPU and is streamed."""
@@ -228,13 +234,14 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
             folder,
             settings,
             clean_train=noise["train"].clean,
+            generating_matrix=generating_matrix(noise["train"]),
             generators={"data": data_gen, "method": method_gen},
             on_step=progress.step if progress else None,
         )
     finally:
         if progress:
             progress.close()
-    summary = summarize(rows, cls.headline)
+    summary = summarize(rows, cls.headline, start_epoch=method.summary_start_epoch())
     summary.update(
         {
             "run": folder.path.name,

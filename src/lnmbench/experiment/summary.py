@@ -25,13 +25,17 @@ def _nanmean(values: list[Any]) -> float | None:
     return float(np.nanmean(arr))
 
 
-def summarize(rows: list[dict[str, Any]], headline_head: str) -> dict[str, Any]:
+def summarize(
+    rows: list[dict[str, Any]], headline_head: str, start_epoch: int = 0
+) -> dict[str, Any]:
     """Summaries of per-epoch ``rows`` (methods.md §5).
 
     headline = mean test accuracy of the last 5 epochs of the headline head; best-val = test
-    accuracy at the first epoch of maximal noisy-validation accuracy; final = last epoch.
+    accuracy at the first epoch of maximal noisy-validation accuracy; final = last epoch. Only
+    epochs from ``start_epoch`` count (T-Revision: its revision stage); times cover all epochs.
     """
-    rows = sorted((r for r in rows if r["epoch"] >= 0), key=lambda r: r["epoch"])
+    all_rows = sorted((r for r in rows if r["epoch"] >= 0), key=lambda r: r["epoch"])
+    rows = [r for r in all_rows if r["epoch"] >= max(start_epoch, 0)]
     if not rows:
         raise ValueError("no epochs to summarise")
     last = rows[-LAST_K:]
@@ -50,7 +54,8 @@ def summarize(rows: list[dict[str, Any]], headline_head: str) -> dict[str, Any]:
         "best_val_acc": float(val[best]),
         "test_acc_final": float(test[-1]),
         "test_acc_best_oracle": float(np.max(test)),
-        "epochs_done": len(rows),
+        "epochs_done": len(all_rows),
+        "summary_start_epoch": start_epoch,
     }
     metrics = {}
     for m in SCALAR_METRICS:
@@ -76,7 +81,7 @@ def summarize(rows: list[dict[str, Any]], headline_head: str) -> dict[str, Any]:
         for h in heads
     }
     out["diagnostics_final"] = rows[-1].get("diagnostics", {})
-    times = [r["time"] for r in rows]
+    times = [r["time"] for r in all_rows]
     out["time"] = {
         "train_s": float(sum(t["train_s"] for t in times)),
         "epoch_s": float(sum(t["epoch_s"] for t in times)),

@@ -229,6 +229,10 @@ class Method:
         """Current estimate of T (C, C), rows = clean class, or None."""
         return None
 
+    def summary_start_epoch(self) -> int:
+        """First epoch the run summaries use (T-Revision: its revision stage); 0 = all."""
+        return 0
+
     def lr(self) -> float:
         opt = next(iter(self.optimizers.values()), None)
         return float(opt.param_groups[0]["lr"]) if opt is not None else float("nan")
