@@ -138,3 +138,48 @@ def test_parse_set_reads_yaml_values():
         "milestones": [5, 10],
         "optimizer": "adam",
     }
+
+
+def test_noise_run_compares_the_runs_own_transition_matrix(tiny_npz, tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "volminnet",
+            "--dataset",
+            str(tiny_npz),
+            "--model",
+            "cnn-tiny",
+            "--epochs",
+            "1",
+            "--noise",
+            "pairflip",
+            "--rate",
+            "0.4",
+            "--set",
+            "batch_size=64",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    (folder,) = list(tmp_path.iterdir())
+    png = tmp_path / "t.png"
+    res = runner.invoke(app, ["noise", "--run", str(folder), "--heatmap", str(png)])
+    assert res.exit_code == 0, res.output
+    from lnmbench.metrics import transition_estimation_error
+
+    noise = json.loads((folder / "noise.json").read_text())["train"]
+    t_emp = np.array(noise["transition_matrix"], dtype=float)
+    # pair-flip: the run's own T is non-zero only on the diagonal and at (i, i+1 mod C)
+    c = len(t_emp)
+    allowed = np.eye(c, dtype=bool) | np.roll(np.eye(c, dtype=bool), 1, axis=1)
+    rows = np.isfinite(t_emp).all(1)
+    assert np.all(t_emp[rows][~allowed[rows]] == 0) and np.all(
+        t_emp[rows][~np.eye(c, dtype=bool)[rows]].sum() > 0
+    )
+    t_hat = np.load(folder / "transition_estimate.npy")
+    err = transition_estimation_error(t_hat, t_emp)
+    assert f"{err:.4f}" in res.output
+    assert png.exists()
