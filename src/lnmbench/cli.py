@@ -327,10 +327,17 @@ def noise(
         _fail(exc)
 
 
+from lnmbench import cli_grid  # noqa: E402
 from lnmbench.cli_prepare import prepare  # noqa: E402
 
 app.command()(prepare)
+app.command("grid")(cli_grid.grid)
+app.command("results")(cli_grid.results)
 
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

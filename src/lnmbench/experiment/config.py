@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 from importlib import resources
@@ -102,12 +104,17 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    """A preset's YAML: run-level defaults plus a ``methods:`` block of per-method hparams."""
+@functools.cache
+def _preset_data(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())}")
     text = resources.files("lnmbench.presets").joinpath(f"{name}.yaml").read_text()
     return yaml.safe_load(text) or {}
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset's YAML: run-level defaults plus a ``methods:`` block of per-method hparams."""
+    return copy.deepcopy(_preset_data(name))
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:

@@ -263,9 +263,9 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
     t_hat = method.transition_matrix()
     if t_hat is not None:
         np.save(folder.path / "transition_estimate.npy", np.asarray(t_hat))
+    folder.write_summary(summary)
     if not cfg.keep_checkpoint:
         folder.checkpoint.unlink(missing_ok=True)
-    folder.write_summary(summary)
     return summary
 
 
