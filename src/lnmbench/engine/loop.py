@@ -87,6 +87,12 @@ def train_diagnostics(
         out["purified_ratio"] = purified_ratio(mask, targets, clean)
         out["label_recovery"] = label_recovery_accuracy(targets, clean)
         out["n_corrected"] = int(np.asarray(mask).sum())
+    for name, (mask, targets) in (method.corrected_labels_by_net() or {}).items():
+        out[f"purified_ratio/{name}"] = purified_ratio(mask, targets, clean)
+        out[f"label_recovery/{name}"] = label_recovery_accuracy(targets, clean)
+    pred = method.train_predictions()
+    if pred is not None:
+        out["prediction_recovery"] = float(np.mean(np.asarray(pred) == clean))
     if t_hat is not None:
         t_emp, _ = empirical_transition_matrix(clean, noisy, num_classes)
         out["transition_error"] = transition_estimation_error(np.asarray(t_hat), t_emp)

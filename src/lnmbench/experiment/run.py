@@ -206,6 +206,7 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
         train=train_view,
         amp=cfg.amp and device.type == "cuda",
         channels_last=channels_last,
+        noise_name=cfg.noise.name,
     )
     torch.manual_seed(cfg.seed)  # network initialisation depends on the seed only
     method = cls(hp, ctx)

@@ -83,6 +83,7 @@ class RunContext:
     train: TrainAccess
     amp: bool = False
     channels_last: bool = False
+    noise_name: str | None = None  # the run's noise generator ("symmetric", "realworld", ...)
     logs: dict[str, Any] = field(default_factory=dict)
 
     def make_model(self) -> nn.Module:
@@ -223,6 +224,14 @@ class Method:
 
     def corrected_labels(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(corrected mask (N,) bool, current training targets (N,) int), or None."""
+        return None
+
+    def corrected_labels_by_net(self) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+        """Per-network (corrected mask, targets) for two-net methods (DivideMix), or None."""
+        return None
+
+    def train_predictions(self) -> np.ndarray | None:
+        """Current predicted class of every training sample (N,) (DISC), or None."""
         return None
 
     def transition_matrix(self) -> np.ndarray | None:
