@@ -23,6 +23,23 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def small_npz(tmp_path_factory) -> Path:
+    """240/80/80 images of the bundled demo set (BloodMNIST subset), in the MedMNIST layout."""
+    import numpy as np
+
+    from lnmbench.data import load_dataset
+
+    ds = load_dataset("demo")
+    out = {}
+    for split, n in (("train", 240), ("val", 80), ("test", 80)):
+        out[f"{split}_images"] = ds[split].images[:n].permute(0, 2, 3, 1).numpy()
+        out[f"{split}_labels"] = ds[split].labels[:n].numpy()[:, None]
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, **out)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's cache: LNMBENCH_DATA points to a per-session temp folder."""

@@ -429,21 +429,6 @@ def test_t_revision_rejects_stage_lengths_that_do_not_fit():
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def small_npz(tmp_path_factory) -> Path:
-    """240/80/80 images of the bundled demo set, in the MedMNIST layout."""
-    from lnmbench.data import load_dataset
-
-    ds = load_dataset("demo")
-    out = {}
-    for split, n in (("train", 240), ("val", 80), ("test", 80)):
-        out[f"{split}_images"] = ds[split].images[:n].permute(0, 2, 3, 1).numpy()
-        out[f"{split}_labels"] = ds[split].labels[:n].numpy()[:, None]
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, **out)
-    return path
-
-
 def _cfg(small_npz: Path, method: str, epochs: int, **hparams):
     return resolve_config(
         {

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lnmbench.cli_values import parse_set
 from lnmbench.errors import LnmbenchError
 
 app = typer.Typer(
@@ -26,17 +27,6 @@ console = Console()
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(2)
-
-
-def parse_set(values: list[str] | None) -> dict[str, Any]:
-    """``["lr=0.1", "milestones=[5,10]"]`` -> {"lr": 0.1, "milestones": [5, 10]} (YAML values)."""
-    out: dict[str, Any] = {}
-    for item in values or []:
-        if "=" not in item:
-            raise LnmbenchError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def _pct(x: float | None) -> str:

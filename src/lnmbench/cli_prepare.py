@@ -10,23 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from lnmbench.cli_values import parse_set
 from lnmbench.errors import LnmbenchError
 
 console = Console()
-
-
-def _parse_set(values: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values or []:
-        if "=" not in item:
-            raise LnmbenchError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def read_source(dataset: str, root: Path, options: dict[str, Any]):  # -> DatasetSource
@@ -130,7 +120,7 @@ def prepare(
     from lnmbench.data.real_world import PRESETS
 
     try:
-        source = read_source(dataset, root, _parse_set(set_))
+        source = read_source(dataset, root, parse_set(set_))
         name = source.info.name
         out_dir = out or prepared_dir(data_dir or default_data_dir(), name, size)
         manifest = prepare_source(
