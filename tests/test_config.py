@@ -51,3 +51,14 @@ def test_bad_values_give_clear_errors():
         resolve_config({"epochs": 0})
     with pytest.raises(ConfigError, match="epoch: Extra inputs are not permitted"):
         resolve_config({"epoch": 3})
+
+
+def test_faithful_preset_extends_lnmbench_with_reference_options():
+    cfg = resolve_config({"preset": "lnmbench-faithful", "method": "jocor"})
+    assert cfg.model == "timm-resnet50" and cfg.size == 224  # inherited from lnmbench
+    assert cfg.hparams["ce_reduction"] == "batch_mean" and cfg.hparams["start_epoch"] == 1
+    assert (
+        resolve_config({"preset": "lnmbench-faithful", "method": "volminnet"}).hparams["t_on"]
+        == "logits"
+    )
+    assert resolve_config({"preset": "lnmbench", "method": "volminnet"}).hparams["t_on"] == "probs"

@@ -109,7 +109,9 @@ def _preset_data(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())}")
     text = resources.files("lnmbench.presets").joinpath(f"{name}.yaml").read_text()
-    return yaml.safe_load(text) or {}
+    data = yaml.safe_load(text) or {}
+    base = data.pop("base", None)  # a preset may extend another one
+    return deep_merge(_preset_data(base), data) if base else data
 
 
 def load_preset(name: str) -> dict[str, Any]:
