@@ -41,7 +41,7 @@ PROBABILITY_BATCH = 1024  # batch size of the full pass over the training split
 class TRevisionHparams(TrainHparams):
     """The shared fields describe the *reweighting* stage (Ref: SGD lr 0.01 m 0.9 wd 1e-4,
     MultiStep [10, 20] at ``ref_epochs`` = 50, scaled to the reweighting stage's length).
-    Estimation: SGD ``est_lr`` 0.01, no momentum, wd 1e-4, constant. Revision: Adam ``rev_lr``
+    Estimation: SGD ``est_lr`` 0.01, ``est_momentum`` 0, wd 1e-4, constant. Revision: Adam ``rev_lr``
     5e-7, wd 1e-4 (also on ΔT), constant. Anchor filter: ``percentile`` 97, ``filter_outlier``."""
 
     weight_decay: float = 1e-4
@@ -51,6 +51,7 @@ class TRevisionHparams(TrainHparams):
     rw_epochs: int | None = None
     rev_epochs: int | None = None
     est_lr: float = 0.01
+    est_momentum: float = 0.0  # Ref/Orig: none; a from-scratch net needs it in short runs
     est_weight_decay: float = 1e-4
     rev_lr: float = 5e-7
     rev_weight_decay: float = 1e-4
@@ -222,7 +223,7 @@ class TRevision(Method):
             hp,
             optimizer="sgd",
             lr=hp.est_lr,
-            momentum=0.0,
+            momentum=hp.est_momentum,
             weight_decay=hp.est_weight_decay,
         )
         rw = make_optimizer(net_params, hp)
