@@ -155,14 +155,20 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     return cfg.model_copy(update={"hparams": hparams_dict(hp)})
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (``what`` names it in errors)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of run settings, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a mapping ({what}), got {type(data).__name__}")
     return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A run.yaml: a mapping of run settings."""
+    return read_yaml_mapping(path, "config file")

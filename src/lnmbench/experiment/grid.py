@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lnmbench.errors import ConfigError, LnmbenchError, UnknownNameError
@@ -28,6 +27,7 @@ from lnmbench.experiment.config import (
     deep_merge,
     format_validation_error,
     preset_names,
+    read_yaml_mapping,
     resolve_config,
 )
 
@@ -297,15 +297,7 @@ class GridSpec(GridAxes):
 
 def load_grid_spec(path: str | Path) -> GridSpec:
     """Read and validate a grid YAML; every error names the file and the bad field."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"grid spec {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping (a grid spec), got {type(data).__name__}")
+    data = read_yaml_mapping(path, "grid spec")
     return parse_grid_spec(data, where=str(path))
 
 

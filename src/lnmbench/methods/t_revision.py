@@ -41,8 +41,9 @@ PROBABILITY_BATCH = 1024  # batch size of the full pass over the training split
 class TRevisionHparams(TrainHparams):
     """The shared fields describe the *reweighting* stage (Ref: SGD lr 0.01 m 0.9 wd 1e-4,
     MultiStep [10, 20] at ``ref_epochs`` = 50, scaled to the reweighting stage's length).
-    Estimation: SGD ``est_lr`` 0.01, ``est_momentum`` 0, wd 1e-4, constant. Revision: Adam ``rev_lr``
-    5e-7, wd 1e-4 (also on ΔT), constant. Anchor filter: ``percentile`` 97, ``filter_outlier``."""
+    Estimation: SGD ``est_lr`` 0.01, ``est_momentum`` 0, wd 1e-4, constant. Revision: Adam
+    ``rev_lr`` 5e-7, wd 1e-4 (also on ΔT), constant. Anchor filter: ``percentile`` 97,
+    ``filter_outlier``."""
 
     weight_decay: float = 1e-4
     milestones: tuple[int, ...] = (10, 20)
