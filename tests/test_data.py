@@ -139,3 +139,9 @@ def test_user_npz_errors(tmp_path):
     garbage.write_bytes(b"not a zip file")
     with pytest.raises(DatasetError, match=f"cannot read {garbage}"):
         load_dataset(str(garbage))
+
+
+def test_local_copy_of_registered_file_keeps_its_metadata(shared_data):
+    ds = load_dataset(str(shared_data / "retinamnist.npz"))
+    assert ds.info.ordinal and ds.info.modality == "fundus"  # QWK is reported for DR grades
+    assert ds.info.class_names == DATASETS.get("retinamnist").info.class_names

@@ -15,6 +15,17 @@ def is_path_like(name: str) -> bool:
     return name.endswith(".npz") or "/" in name or "\\" in name
 
 
+def with_registered_info(ds: Dataset) -> Dataset:
+    """A local copy of a registered MedMNIST file (e.g. ``shared/bloodmnist.npz``) keeps the
+    registered metadata (class names, modality, ordinal grades) when its classes agree."""
+    name = ds.info.name
+    if name in DATASETS and name != "demo":
+        info = DATASETS.get(name).info
+        if info.num_classes == ds.info.num_classes and info.in_chans == ds.info.in_chans:
+            return Dataset(info, ds.splits, ds.extra)
+    return ds
+
+
 def load_dataset(
     name: str,
     *,
@@ -29,7 +40,7 @@ def load_dataset(
             from lnmbench.data.prepare import open_prepared
 
             return open_prepared(path)
-        return load_user_npz(path)
+        return with_registered_info(load_user_npz(path))
     entry = DATASETS.get(name)
     return entry.load(Path(data_dir) if data_dir else default_data_dir(), size, download)
 
