@@ -32,7 +32,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from lnmbench.atomic_files import atomic_write_text
 from lnmbench.data.csv_dataset import DatasetSource, LabelTable, sha256_file
 from lnmbench.data.splits import SPLITS, ArraySplit, Dataset, DatasetInfo
 from lnmbench.errors import ConfigError, DatasetError
@@ -229,14 +229,7 @@ def _cache_key(source: DatasetSource, size: int, resize: str, fast_decode: bool)
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def read_manifest(cache_dir: Path) -> dict | None:
