@@ -69,6 +69,9 @@ class Notice:
 ExecutorEvent = RunStarted | RunFinished | Notice
 
 
+DEFAULT_MAX_RETRIES = 2
+
+
 @dataclass
 class ExecutorOptions:
     """Options of all executors; each executor accepts only its own (see ``accepts``)."""
@@ -83,6 +86,10 @@ class ExecutorOptions:
 
     def given(self) -> set[str]:
         return {f.name for f in fields(self) if getattr(self, f.name) is not None}
+
+    def retries(self) -> int:
+        """Re-submissions of a run whose worker died: ``max_retries``, default 2."""
+        return DEFAULT_MAX_RETRIES if self.max_retries is None else self.max_retries
 
 
 def option_flag(name: str) -> str:

@@ -33,8 +33,6 @@ from lnmbench.executors.base import (
     register_executor,
 )
 
-DEFAULT_MAX_RETRIES = 2
-
 # set in each worker process by _init_worker
 _WORKER_DEVICE: str | None = None
 
@@ -74,9 +72,7 @@ class LocalExecutor(Executor):
             raise ConfigError(f"--threads-per-worker must be at least 1, got {self.threads}")
         if self.threads is None and self.workers > 1:
             self.threads = max(1, (os.cpu_count() or 1) // self.workers)
-        self.max_retries = (
-            DEFAULT_MAX_RETRIES if options.max_retries is None else options.max_retries
-        )
+        self.max_retries = options.retries()
 
     @property
     def capacity(self) -> int:

@@ -32,8 +32,6 @@ from lnmbench.executors.base import (
     register_executor,
 )
 
-DEFAULT_MAX_RETRIES = 2
-
 
 def import_ray() -> Any:
     try:
@@ -73,9 +71,7 @@ class RayExecutor(Executor):
             )
         if self.gpus > 1 and not self.gpus.is_integer():
             raise ConfigError(f"--gpus-per-run above 1 must be whole, got {self.gpus}")
-        self.max_retries = (
-            DEFAULT_MAX_RETRIES if options.max_retries is None else options.max_retries
-        )
+        self.max_retries = options.retries()
         self._capacity = 1
 
     @property
