@@ -13,9 +13,9 @@ The bundled ``demo`` set (3000 BloodMNIST training images), symmetric 0.5, seed 
 - DISC as in the preset, with CE's optimiser (SGD 0.05, momentum 0.9), and without mixup.
 
 With ``--memorisation`` it runs the regime where CE memorises the noisy labels instead: CE,
-DivideMix and DISC as in the preset but 60 epochs and no augmentation of the training view (the
-methods' own weak/strong views are still random), which shows whether the methods do what they
-are for when there is memorisation to prevent.
+DivideMix, DISC, Co-teaching and CoDis as in the preset but 60 epochs and no augmentation of the
+training view (the methods' own weak/strong views are still random), which shows whether the
+methods do what they are for when there is memorisation to prevent.
 
 For every row: last-5 test accuracy, test accuracy at the last epoch, and the training accuracy
 against the noisy labels in the last epoch (a network that predicted every true class exactly
@@ -76,6 +76,8 @@ MEMORISATION_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("CE, 60 epochs, no augmentation", "ce", {}),
     ("DivideMix, 60 epochs, no augmentation", "dividemix", {}),
     ("DISC, 60 epochs, no augmentation", "disc", {}),
+    ("Co-teaching, 60 epochs, no augmentation", "coteaching", {}),
+    ("CoDis, 60 epochs, no augmentation", "codis", {}),
 ]
 MEMORISATION = {"epochs": 60, "augment": "none"}
 
