@@ -30,7 +30,6 @@ About 5 min per DivideMix row and 3 min per DISC row on one CPU core; runs resum
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ import numpy as np
 
 from lnmbench.data import load_dataset
 from lnmbench.data.catalog import default_data_dir
+from lnmbench.engine.run_folder import RunFolder
 from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one, split_noise
 from lnmbench.methods.base import register_method
@@ -132,30 +132,30 @@ def main(argv: list[str] | None = None) -> int:
     _ORACLE_W["w"] = (noise.noisy == noise.clean).astype(np.float64)
 
     table = MEMORISATION_ROWS if args.memorisation else ROWS
-    chosen = [table[i - 1] for i in args.rows] if args.rows else table
+    numbers = args.rows or range(1, len(table) + 1)
     lines = [
         "| # | variant | last-5 test acc | final test acc | final train acc (noisy labels) |",
         "|---|---|---|---|---|",
     ]
-    for label, method, hparams in chosen:
-        cfg = config(method, hparams, args.quick, args.memorisation)
-        t0 = time.perf_counter()
-        summary = run_one(cfg, out)
-        folder = out / cfg.run_name()
-        rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
-        final = rows[-1]
-        acc_noisy = final["train"].get("acc_noisy")
-        train_acc = "–" if acc_noisy is None else f"{100 * acc_noisy:.1f}"
-        line = (
-            f"| {table.index((label, method, hparams)) + 1} | {label} "
-            f"| {100 * summary['headline']['value']:.2f} "
-            f"| {100 * final['test_headline_acc']:.2f} | {train_acc} |"
-        )
-        print(f"{line}   ({time.perf_counter() - t0:.0f} s)", flush=True)
-        lines.append(line)
+    try:
+        for number in numbers:
+            label, method, hparams = table[number - 1]
+            cfg = config(method, hparams, args.quick, args.memorisation)
+            t0 = time.perf_counter()
+            summary = run_one(cfg, out)
+            final = RunFolder(out / cfg.run_name()).read_metrics()[-1]
+            acc_noisy = final["train"].get("acc_noisy")
+            train_acc = "–" if acc_noisy is None else f"{100 * acc_noisy:.1f}"
+            line = (
+                f"| {number} | {label} | {100 * summary['headline']['value']:.2f} "
+                f"| {100 * final['test_headline_acc']:.2f} | {train_acc} |"
+            )
+            print(f"{line}   ({time.perf_counter() - t0:.0f} s)", flush=True)
+            lines.append(line)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     print("\n" + "\n".join(lines))
-    if tmp is not None:
-        tmp.cleanup()
     return 0
 
 
