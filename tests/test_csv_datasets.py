@@ -14,7 +14,7 @@ from typer import Typer
 from typer.testing import CliRunner
 
 import lnmbench.data.real_world  # noqa: F401  (registers drtid, kaggledr+, chexpert)
-from lnmbench.cli_prepare import prepare as prepare_command
+from lnmbench.cli.prepare import prepare as prepare_command
 from lnmbench.data import DATASETS, load_dataset
 from lnmbench.data.chexpert import ChexpertOptions, read_chexpert, single_label
 from lnmbench.data.csv_dataset import (

@@ -19,7 +19,9 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from lnmbench import cli_grid
+from lnmbench.cli import app as cli_app
+from lnmbench.cli.console import console as cli_console
+from lnmbench.engine.run_status import run_lock, run_status
 from lnmbench.errors import ConfigError, UnknownNameError
 from lnmbench.executors import ExecutorOptions, RunTask, create_executor
 from lnmbench.experiment.config import resolve_config
@@ -38,21 +40,16 @@ from lnmbench.experiment.store import (
     find_run_folders,
     mean_std_over_seeds,
     results_table,
-    run_lock,
-    run_status,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-cli_grid.console.width = 200
+cli_console.width = 200
 
 
 def make_app() -> typer.Typer:
-    """The commands as the main CLI registers them."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command("grid")(cli_grid.grid)
-    app.command("results")(cli_grid.results)
-    return app
+    """The main CLI (grid and results are two of its commands)."""
+    return cli_app
 
 
 def _write_npz(path: Path, sizes: tuple[int, int, int]) -> Path:
@@ -323,8 +320,8 @@ def test_store_statuses_and_discovery(tmp_path):
 
 
 def test_run_lock_marks_running_and_keeps_a_second_worker_out(tiny_npz, tmp_path):
-    from lnmbench.executors import execute_run
     from lnmbench.experiment.grid_runner import tasks_to_run
+    from lnmbench.experiment.worker import execute_run
 
     plan = expand_grid(parse_grid_spec(small_spec(tiny_npz, methods=["ce"], seeds=[0, 1])))
     held, other = plan.runs
@@ -505,7 +502,7 @@ def test_failed_run_is_recorded_others_go_on_and_retry_failed_reruns(
 
 def test_worker_reports_failure_without_raising(tiny_npz, tmp_path):
     """An exception before training (bad device) is recorded like any other failure."""
-    from lnmbench.executors import execute_run
+    from lnmbench.experiment.worker import execute_run
 
     (run,) = expand_grid(parse_grid_spec(small_spec(tiny_npz, methods=["ce"], seeds=[0]))).runs
     task = RunTask(run.name, run.config.model_dump(mode="json"), str(tmp_path))
@@ -525,7 +522,7 @@ def _has_cuda() -> bool:
 def test_run_grid_api_with_in_process_executor(tiny_npz, tmp_path):
     plan = expand_grid(parse_grid_spec(small_spec(tiny_npz, methods=["ce"], seeds=[0])))
     report = run_grid(
-        plan, tmp_path, create_executor("local"), console=cli_grid.console, show_progress=False
+        plan, tmp_path, create_executor("local"), console=cli_console, show_progress=False
     )
     assert (report.total, report.scheduled, report.done, report.failed) == (1, 1, 1, [])
     assert run_status(tmp_path / plan.runs[0].name) == "done"
@@ -572,9 +569,7 @@ def test_dead_worker_process_is_replaced_and_its_run_retried(tmp_path):
 
     killer = threading.Thread(target=kill_a_worker_mid_run, daemon=True)
     killer.start()
-    report = run_grid(
-        plan, tmp_path / "runs", executor, console=cli_grid.console, show_progress=False
-    )
+    report = run_grid(plan, tmp_path / "runs", executor, console=cli_console, show_progress=False)
     killer.join(timeout=5)
     assert killed, "no worker was killed"
     assert (report.done, report.failed) == (2, [])
@@ -604,7 +599,7 @@ def test_killed_driver_resumes_and_each_run_is_done_once(tmp_path):
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     root = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "lnmbench.cli_grid", "grid", str(spec_file), "--out", str(root)]
+    cmd = [sys.executable, "-m", "lnmbench.cli", "grid", str(spec_file), "--out", str(root)]
     cmd += ["--workers", "2", "--threads-per-worker", "1", "--no-progress"]
     log = open(tmp_path / "driver1.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

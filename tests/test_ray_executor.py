@@ -130,7 +130,7 @@ def tiny_npz(tmp_path_factory) -> Path:
 def test_ray_results_equal_local_results(ray_cluster, tiny_npz, tmp_path):
     """2 methods × 2 seeds on a tiny set, plus the same on a corrupt file: every run on the corrupt
     file fails inside its worker (recorded in failed.txt, not retried), the others finish."""
-    from lnmbench.cli_grid import console
+    from lnmbench.cli.console import console
 
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not an npz")

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lnmbench.engine.run_folder import RunFolder, atomic_torch_save
+from lnmbench.atomic_files import atomic_write
+from lnmbench.engine.run_folder import RunFolder
 from lnmbench.methods.base import Method
 
 
@@ -38,10 +39,8 @@ def save_checkpoint(
     folder: RunFolder, epoch: int, method: Method, generators: dict[str, torch.Generator]
 ) -> None:
     """Atomically save the state after finishing ``epoch``."""
-    atomic_torch_save(
-        {"epoch": epoch, "method": method.state_dict(), "rng": rng_state(generators)},
-        folder.checkpoint,
-    )
+    state = {"epoch": epoch, "method": method.state_dict(), "rng": rng_state(generators)}
+    atomic_write(folder.checkpoint, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(

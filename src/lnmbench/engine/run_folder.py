@@ -15,28 +15,22 @@ import yaml
 from lnmbench.atomic_files import atomic_write_text
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Numbers, arrays and tensors to plain JSON types; NaN/inf become None."""
+def json_for_run_file(obj: Any) -> Any:
+    """Numbers, arrays and tensors to plain JSON types (NaN/inf become None), as run-folder
+    files (metrics.jsonl, summary.json, noise.json) hold them."""
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): json_for_run_file(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
+        return [json_for_run_file(v) for v in obj]
     if isinstance(obj, torch.Tensor):
-        return to_jsonable(obj.detach().cpu().tolist())
+        return json_for_run_file(obj.detach().cpu().tolist())
     if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
+        return json_for_run_file(obj.tolist())
     if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
+        return json_for_run_file(obj.item())
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     return obj
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class RunFolder:
@@ -58,7 +52,7 @@ class RunFolder:
         atomic_write_text(self.config, yaml.safe_dump(cfg, sort_keys=False))
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write_text(self.path / name, json.dumps(to_jsonable(obj), indent=1))
+        atomic_write_text(self.path / name, json.dumps(json_for_run_file(obj), indent=1))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics.exists():
@@ -77,9 +71,9 @@ class RunFolder:
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.metrics, "a") as f:
-            f.write(json.dumps(to_jsonable(row)) + "\n")
+            f.write(json.dumps(json_for_run_file(row)) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_text(self.summary, json.dumps(to_jsonable(summary), indent=1))
+        atomic_write_text(self.summary, json.dumps(json_for_run_file(summary), indent=1))

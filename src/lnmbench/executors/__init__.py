@@ -13,8 +13,9 @@ from lnmbench.executors.base import (
     RunOutcome,
     RunStarted,
     RunTask,
+    WorkFunction,
     create_executor,
-    execute_run,
+    lost_outcome,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "RunOutcome",
     "RunStarted",
     "RunTask",
+    "WorkFunction",
     "create_executor",
-    "execute_run",
+    "lost_outcome",
 ]

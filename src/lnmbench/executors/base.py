@@ -1,26 +1,19 @@
-"""The executor interface, its registry, and the worker-side function every executor calls.
+"""The executor interface and its registry.
 
-An executor takes run tasks (resolved configs with their folder names) and yields events as runs
-start and finish. Runs write straight into the shared result root; the executor only schedules.
-The worker side (:func:`execute_run`) wraps ``run_one``: an exception inside a run is recorded as
-``failed.txt`` (with the traceback) in the run's folder and reported, never raised, so the rest of
-the grid goes on.
+An executor takes run tasks (resolved configs with their folder names) and a worker function, and
+yields events as runs start and finish. It only schedules: the worker function (the experiment
+layer's ``execute_run``, handed in by the grid runner) trains the run and writes straight into the
+shared result root. A run whose worker process died more often than allowed is reported as
+``lost``; the grid runner records it as failed.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import time
-import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from lnmbench.engine.run_folder import RunFolder, atomic_write_text
 from lnmbench.errors import ConfigError
 from lnmbench.registry import Registry
 
@@ -38,10 +31,11 @@ class RunTask:
 @dataclass(frozen=True)
 class RunOutcome:
     """What a worker reports back: ``done``, ``failed`` (traceback in failed.txt) or ``busy``
-    (another process holds the run's lock: a second driver on the same result root)."""
+    (another process holds the run's lock: a second driver on the same result root); or what
+    the executor reports for a run whose worker process kept dying: ``lost``."""
 
     name: str
-    status: Literal["done", "failed", "busy"]
+    status: Literal["done", "failed", "busy", "lost"]
     wall_s: float
     headline: float | None = None
     error: str | None = None
@@ -67,6 +61,10 @@ class Notice:
 
 
 ExecutorEvent = RunStarted | RunFinished | Notice
+
+# the worker function: trains one task on a device (None: the config's), never raises;
+# a module-level function, so that it pickles into worker processes and Ray tasks
+WorkFunction = Callable[[RunTask, str | None], RunOutcome]
 
 
 DEFAULT_MAX_RETRIES = 2
@@ -122,8 +120,9 @@ class Executor(ABC):
         """One line for the driver's header."""
 
     @abstractmethod
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[ExecutorEvent]:
-        """Execute every task; yield RunStarted / RunFinished (one per task) and Notice events.
+    def run(self, tasks: Sequence[RunTask], work: WorkFunction) -> Iterator[ExecutorEvent]:
+        """Execute every task with ``work``; yield RunStarted / RunFinished (one per task) and
+        Notice events.
 
         Closing the iterator early (Ctrl-C in the driver) stops the workers; finished runs stay
         finished and interrupted ones resume from their checkpoints next time.
@@ -149,74 +148,6 @@ def create_executor(name: str, options: ExecutorOptions | None = None) -> Execut
     return EXECUTORS.get(name)(options or ExecutorOptions())
 
 
-# --------------------------------------------------------------------------- worker side
-
-
-def worker_label(device: str | None = None) -> str:
-    label = f"{socket.gethostname()}:{os.getpid()}"
-    return f"{label} ({device})" if device else label
-
-
-def record_failure(out_root: str | Path, task: RunTask, text: str, worker: str) -> None:
-    """Write ``failed.txt`` (header + traceback) into the run folder, and its config if absent."""
-    folder = RunFolder(Path(out_root) / task.name)
-    folder.path.mkdir(parents=True, exist_ok=True)
-    if not folder.config.exists():
-        folder.write_config(task.config)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    header = f"run {task.name} failed at {stamp} on {worker}\n\n"
-    atomic_write_text(folder.failed, header + text.rstrip() + "\n")
-
-
-def execute_run(task: RunTask, device: str | None = None) -> RunOutcome:
-    """Train one task with ``run_one`` (skip if done, resume if interrupted) while holding the run
-    folder's lock; never raises for an exception inside the run: it is recorded in ``failed.txt``
-    and returned as ``failed``.
-
-    ``device`` (e.g. ``cuda:1``) replaces the config's device; it is not part of the run hash.
-    """
-    from lnmbench.experiment.store import run_lock
-
-    t0 = time.perf_counter()
-    worker = worker_label(device)
-    with run_lock(Path(task.out_root) / task.name) as mine:
-        if not mine:
-            return RunOutcome(
-                task.name, "busy", 0.0, error="another process is running it", worker=worker
-            )
-        return _execute_locked(task, device, worker, t0)
-
-
-def _execute_locked(task: RunTask, device: str | None, worker: str, t0: float) -> RunOutcome:
-    from lnmbench.experiment import run as run_module
-    from lnmbench.experiment.config import RunConfig
-    from lnmbench.experiment.store import failure_message
-
-    try:
-        cfg = RunConfig.model_validate(task.config)
-        if device is not None:
-            cfg = cfg.model_copy(update={"device": device})
-        if cfg.run_name() != task.name:
-            raise ConfigError(
-                f"the worker computes run name {cfg.run_name()} for task {task.name}: driver "
-                "and worker run different lnmbench versions"
-            )
-        summary = run_module.run_one(cfg, task.out_root)
-    except Exception:
-        text = traceback.format_exc()
-        record_failure(task.out_root, task, text, worker)
-        wall = time.perf_counter() - t0
-        return RunOutcome(task.name, "failed", wall, error=failure_message(text), worker=worker)
-    return RunOutcome(
-        task.name,
-        "done",
-        time.perf_counter() - t0,
-        headline=float(summary["headline"]["value"]),
-        worker=worker,
-    )
-
-
-def crash_outcome(task: RunTask, message: str, worker: str = "") -> RunOutcome:
-    """Record a run whose worker died (retries exhausted) as failed, from the driver side."""
-    record_failure(task.out_root, task, message, worker or "(worker lost)")
-    return RunOutcome(task.name, "failed", 0.0, error=message.splitlines()[0], worker=worker)
+def lost_outcome(task: RunTask, message: str) -> RunOutcome:
+    """A run whose worker died and was not retried again (the grid runner records it)."""
+    return RunOutcome(task.name, "lost", 0.0, error=message)

@@ -4,8 +4,9 @@ Worker i (0-based, in start order) is pinned to ``devices[i % len(devices)]`` (e
 ``cuda:1``, round-robin; several workers may share a GPU) and to ``threads_per_worker`` CPU
 threads (default: the machine's cores divided among the workers). A worker process that dies
 (killed for memory, a segfault) breaks the pool: the pool is restarted and the runs it held are
-retried, up to ``max_retries`` times each, then recorded as failed. Exceptions inside a run are
-never retried here (they are recorded as failed by the worker; ``--retry-failed`` reruns them).
+retried, up to ``max_retries`` times each, then reported as lost (the grid runner records them as
+failed). Exceptions inside a run are never retried here (they are recorded as failed by the
+worker; ``--retry-failed`` reruns them).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from lnmbench.executors.base import (
     RunOutcome,
     RunStarted,
     RunTask,
-    crash_outcome,
-    execute_run,
+    WorkFunction,
+    lost_outcome,
     register_executor,
 )
 
@@ -51,8 +52,8 @@ def _init_worker(slots: Any, devices: list[str] | None, threads: int | None) -> 
             torch.cuda.set_device(torch.device(_WORKER_DEVICE))
 
 
-def _pool_execute(task: RunTask) -> RunOutcome:
-    return execute_run(task, _WORKER_DEVICE)
+def _pool_execute(work: WorkFunction, task: RunTask) -> RunOutcome:
+    return work(task, _WORKER_DEVICE)
 
 
 @register_executor("local")
@@ -84,13 +85,15 @@ class LocalExecutor(Executor):
         thr = f", {self.threads} CPU threads each" if self.threads else ""
         return f"local executor: {where}{dev}{thr}"
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[ExecutorEvent]:
+    def run(self, tasks: Sequence[RunTask], work: WorkFunction) -> Iterator[ExecutorEvent]:
         if self.workers == 1:
-            yield from self._run_in_process(tasks)
+            yield from self._run_in_process(tasks, work)
         else:
-            yield from self._run_in_pool(tasks)
+            yield from self._run_in_pool(tasks, work)
 
-    def _run_in_process(self, tasks: Sequence[RunTask]) -> Iterator[ExecutorEvent]:
+    def _run_in_process(
+        self, tasks: Sequence[RunTask], work: WorkFunction
+    ) -> Iterator[ExecutorEvent]:
         import torch
 
         device = self.devices[0] if self.devices else None
@@ -100,7 +103,7 @@ class LocalExecutor(Executor):
         try:
             for task in tasks:
                 yield RunStarted(task)
-                yield RunFinished(task, execute_run(task, device))
+                yield RunFinished(task, work(task, device))
         finally:
             torch.set_num_threads(before)
 
@@ -116,7 +119,7 @@ class LocalExecutor(Executor):
             initargs=(slots, self.devices, self.threads),
         )
 
-    def _run_in_pool(self, tasks: Sequence[RunTask]) -> Iterator[ExecutorEvent]:
+    def _run_in_pool(self, tasks: Sequence[RunTask], work: WorkFunction) -> Iterator[ExecutorEvent]:
         queue = deque(tasks)
         crashes: Counter[str] = Counter()
         in_flight: dict[Future, RunTask] = {}
@@ -126,7 +129,7 @@ class LocalExecutor(Executor):
                 # at most one run per worker in flight, so "started" means running
                 while queue and len(in_flight) < self.workers:
                     task = queue.popleft()
-                    in_flight[pool.submit(_pool_execute, task)] = task
+                    in_flight[pool.submit(_pool_execute, work, task)] = task
                     yield RunStarted(task)
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 if not any(isinstance(f.exception(), BrokenProcessPool) for f in done):
@@ -152,7 +155,7 @@ class LocalExecutor(Executor):
                             f"the worker process died {crashes[task.name]} times while this run "
                             "was in its pool (e.g. killed for memory); not retried again"
                         )
-                        yield RunFinished(task, crash_outcome(task, msg))
+                        yield RunFinished(task, lost_outcome(task, msg))
                     else:
                         queue.appendleft(task)
                 pool = self._new_pool()

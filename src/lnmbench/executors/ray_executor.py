@@ -2,11 +2,11 @@
 
 Each run is one task with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs (fractions share a GPU;
 Ray sets ``CUDA_VISIBLE_DEVICES``). A task whose worker process or node dies is retried by Ray up to
-``max_retries`` times, then recorded as failed; an exception inside a run is recorded as failed by
-the worker and never retried here (``--retry-failed`` reruns it on the next grid run). The result
-root must be a filesystem every node sees (NFS, Lustre, ...); the workers run in the driver's
-working directory when it exists on their node, and receive the driver's ``LNMBENCH_*``
-environment variables (data folder, download mirror).
+``max_retries`` times, then reported as lost (recorded as failed by the grid runner); an exception
+inside a run is recorded as failed by the worker and never retried here (``--retry-failed``
+reruns it on the next grid run). The result root must be a filesystem every node sees (NFS,
+Lustre, ...); the workers run in the driver's working directory when it exists on their node,
+and receive the driver's ``LNMBENCH_*`` environment variables (data folder, download mirror).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from lnmbench.executors.base import (
     RunOutcome,
     RunStarted,
     RunTask,
-    crash_outcome,
-    execute_run,
+    WorkFunction,
+    lost_outcome,
     register_executor,
 )
 
@@ -44,14 +44,16 @@ def import_ray() -> Any:
     return ray
 
 
-def ray_execute(task: RunTask, device: str, threads: int, cwd: str) -> RunOutcome:
+def ray_execute(
+    work: WorkFunction, task: RunTask, device: str, threads: int, cwd: str
+) -> RunOutcome:
     """The body of a Ray task: the driver's working directory, pinned threads, one run."""
     import torch
 
     if os.path.isdir(cwd):
         os.chdir(cwd)
     torch.set_num_threads(threads)
-    return execute_run(task, device)
+    return work(task, device)
 
 
 @register_executor("ray")
@@ -110,7 +112,7 @@ class RayExecutor(Executor):
             fits.append(math.floor(res.get("GPU", 0.0) / self.gpus + 1e-9))
         return min(fits)
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[ExecutorEvent]:
+    def run(self, tasks: Sequence[RunTask], work: WorkFunction) -> Iterator[ExecutorEvent]:
         ray = import_ray()
         started_ray = self._connect(ray)
         remote = ray.remote(ray_execute).options(
@@ -138,7 +140,7 @@ class RayExecutor(Executor):
                 # keep the queue on the driver: "started" means Ray holds the resources for it
                 while queue and len(in_flight) < self._capacity:
                     task = queue.popleft()
-                    in_flight[remote.remote(task, device, threads, cwd)] = task
+                    in_flight[remote.remote(work, task, device, threads, cwd)] = task
                     yield RunStarted(task)
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
                 for ref in ready:
@@ -150,7 +152,7 @@ class RayExecutor(Executor):
                             f"the Ray worker running this run was lost {self.max_retries + 1} "
                             f"times; not retried again.\n{type(exc).__name__}: {exc}"
                         )
-                        outcome = crash_outcome(task, msg)
+                        outcome = lost_outcome(task, msg)
                     yield RunFinished(task, outcome)
         finally:
             for ref in in_flight:

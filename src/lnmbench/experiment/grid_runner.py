@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lnmbench.engine.run_status import RunStatus, statuses
 from lnmbench.executors.base import Executor, Notice, RunFinished, RunStarted, RunTask
 from lnmbench.experiment.grid import (
     CostSettings,
@@ -24,7 +25,8 @@ from lnmbench.experiment.grid import (
     measured_images_per_s,
     throughput_key,
 )
-from lnmbench.experiment.store import RunStatus, read_run, statuses
+from lnmbench.experiment.store import read_run
+from lnmbench.experiment.worker import execute_run, record_lost
 
 
 @dataclass
@@ -184,7 +186,7 @@ def run_grid(
             failed=0,
             eta=format_duration(eta.seconds()),
         )
-        events = executor.run(tasks)
+        events = executor.run(tasks, execute_run)
         try:
             for event in events:
                 if isinstance(event, Notice):
@@ -195,6 +197,8 @@ def run_grid(
                     running -= 1
                     eta.finish(event.task)
                     out = event.outcome
+                    if out.status == "lost":
+                        out = record_lost(event.task, out)
                     if out.status == "busy":
                         report.busy += 1
                         console.print(

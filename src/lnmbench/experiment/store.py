@@ -1,43 +1,31 @@
 """The result store: run folders under a root -> status and one results table (derived, never
 the source of truth).
 
-A run folder is a folder holding ``config.yaml`` (the first file a run writes) or ``failed.txt``.
-Status: ``done`` (``summary.json``), ``failed`` (``failed.txt`` with the traceback, no summary),
-``running`` (a worker holds the folder's run lock now), ``interrupted`` (started, no summary, no
-failure, nobody running it: the next grid run resumes it from its checkpoint). Planned runs
-without a folder are ``pending``. The run lock is an advisory ``flock`` on ``.running.lock`` held
-by the worker while it trains; the operating system releases it when the worker dies, so a killed
-run is never mistaken for a running one (without ``fcntl``, i.e. not on POSIX, no lock is taken
-and unfinished runs read as interrupted).
+A run folder is a folder holding ``config.yaml`` (the first file a run writes) or ``failed.txt``;
+its status (done, failed, running, interrupted, pending) is read by ``engine.run_status``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from lnmbench.atomic_files import atomic_write
+from lnmbench.data import is_path_like
 from lnmbench.engine.run_folder import RunFolder
+from lnmbench.engine.run_status import RunStatus, failure_message, run_status
 from lnmbench.errors import ConfigError
+from lnmbench.experiment.config import RunConfig
 from lnmbench.experiment.summary import SCALAR_METRICS
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
-
-RunStatus = Literal["done", "failed", "running", "interrupted", "pending"]
-STATUSES: tuple[RunStatus, ...] = ("done", "failed", "running", "interrupted", "pending")
-LOCK_NAME = ".running.lock"
 CONFIG_COLUMNS = (
     "run",
     "status",
@@ -82,67 +70,6 @@ TIME_COLUMNS = ("wall_s", "train_images_per_s", "error")
 COLUMNS = CONFIG_COLUMNS + HEADLINE_COLUMNS + METRIC_COLUMNS + DIAGNOSTIC_COLUMNS + TIME_COLUMNS
 
 
-@contextmanager
-def run_lock(folder: str | Path) -> Iterator[bool]:
-    """Hold the run lock of ``folder`` (created if needed) while the block runs.
-
-    Yields True when this process got it, False when another process holds it.
-    """
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield True
-        return
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def is_locked(folder: str | Path) -> bool:
-    """Whether some process holds the run lock of ``folder`` now."""
-    path = Path(folder) / LOCK_NAME
-    if fcntl is None or not path.exists():
-        return False
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def run_status(folder: str | Path) -> RunStatus:
-    """Status of one run folder (``pending`` when it does not exist or holds nothing yet)."""
-    f = RunFolder(folder)
-    if f.summary.exists():
-        return "done"
-    if is_locked(f.path):
-        return "running"
-    if f.failed.exists():
-        return "failed"
-    if f.config.exists() or f.metrics.exists() or f.checkpoint.exists():
-        return "interrupted"
-    return "pending"
-
-
-def statuses(root: str | Path, names: Iterable[str]) -> dict[str, RunStatus]:
-    """Status of each named run folder under ``root``."""
-    root = Path(root)
-    return {n: run_status(root / n) for n in names}
-
-
 def is_run_folder(path: Path) -> bool:
     return (path / "config.yaml").exists() or (path / "failed.txt").exists()
 
@@ -178,16 +105,8 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def failure_message(text: str) -> str:
-    """The exception line of a traceback (its last non-empty line)."""
-    lines = [x for x in text.strip().splitlines() if x.strip()]
-    return lines[-1].strip() if lines else "failed (no message)"
-
-
 def dataset_label(dataset: str) -> str:
     """A registered name as is; a file path by its stem (as in the run folder name)."""
-    from lnmbench.data import is_path_like
-
     return Path(dataset).stem if is_path_like(dataset) else dataset
 
 
@@ -265,8 +184,6 @@ def record_row(rec: RunRecord) -> dict[str, Any]:
         }
     )
     if rec.config is not None:
-        from lnmbench.experiment.config import RunConfig
-
         try:
             row["config_hash"] = RunConfig.model_validate(rec.config).config_hash()
         except ValueError:
@@ -346,26 +263,14 @@ def results_table(root: str | Path, filters: Mapping[str, Any] | None = None) ->
     return df.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
 
 
-def _atomic_replace(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_results(
     df: pd.DataFrame, parquet: str | Path | None = None, csv: str | Path | None = None
 ) -> None:
     """Write the table as Parquet and/or CSV (each atomically)."""
     if parquet is not None:
-        _atomic_replace(Path(parquet), lambda p: df.to_parquet(p, index=False))
+        atomic_write(Path(parquet), lambda p: df.to_parquet(p, index=False))
     if csv is not None:
-        _atomic_replace(Path(csv), lambda p: df.to_csv(p, index=False))
+        atomic_write(Path(csv), lambda p: df.to_csv(p, index=False))
 
 
 # the columns varied within a results table that also split the seed groups

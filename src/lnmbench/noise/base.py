@@ -6,8 +6,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lnmbench.atomic_files import atomic_write
 from lnmbench.errors import ConfigError
 from lnmbench.metrics.diagnostics import empirical_transition_matrix
 from lnmbench.registry import Registry
@@ -81,21 +80,22 @@ def labels_sha256(labels: np.ndarray) -> str:
     return hashlib.sha256(a.tobytes()).hexdigest()
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert params/extra to JSON types: numpy scalars to Python, small arrays to lists, large
-    arrays to ``{"sha256", "shape", "dtype"}``; non-finite floats to None."""
+def json_for_cache_key(value: Any) -> Any:
+    """Convert params/extra to JSON types for cache keys and cache files: numpy scalars to
+    Python, small arrays to lists, large arrays to ``{"sha256", "shape", "dtype"}``; non-finite
+    floats to None."""
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): json_for_cache_key(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
         if value.size <= _INLINE_ARRAY_MAX:
-            return to_jsonable(value.tolist())
+            return json_for_cache_key(value.tolist())
         return {
             "sha256": array_sha256(value),
             "shape": list(value.shape),
             "dtype": str(value.dtype),
         }
     if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
+        return [json_for_cache_key(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, np.generic):
@@ -106,7 +106,9 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _canonical_json(obj: Any) -> str:
-    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(
+        json_for_cache_key(obj), sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
 
 
 # --------------------------------------------------------------------------- validation
@@ -264,7 +266,7 @@ class NoisyLabels:
         counts = self.transition_counts
         flip = self.per_class_flip_rate
         t = self.transition_matrix
-        return to_jsonable(
+        return json_for_cache_key(
             {
                 "generator": self.generator,
                 "rate": self.rate,
@@ -304,16 +306,13 @@ def _cache_load(path: Path, key_json: str, num_classes: int, n: int) -> tuple[np
 
 
 def save_npz_atomic(path: Path, **arrays: Any) -> None:
-    """Write an .npz through a temporary file in the same folder and ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """Write an .npz atomically (:func:`lnmbench.atomic_files.atomic_write`)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -364,7 +363,7 @@ def make_noisy_labels(
         raise ConfigError(f"noise seed must be an integer in [0, 2**32), got {seed!r}")
     seed = int(seed)
     resolved = _resolve_params(name, params)
-    json_params = to_jsonable(resolved)
+    json_params = json_for_cache_key(resolved)
 
     key = {
         "version": CACHE_VERSION,
@@ -398,7 +397,7 @@ def make_noisy_labels(
         kwargs["cache_dir"] = None if cache_dir is None else Path(cache_dir)
     noisy, extra = gen(clean_arr, num_classes, rate, seed, images=images, **kwargs)
     noisy = check_labels(noisy, num_classes, "generated noisy")
-    extra = to_jsonable(extra)
+    extra = json_for_cache_key(extra)
     if path is not None:
         save_npz_atomic(path, noisy=noisy, extra=np.str_(_canonical_json(extra)), key=key_json)
     return NoisyLabels(

@@ -1,8 +1,4 @@
-"""``lnmbench grid`` (run or dry-run a benchmark grid) and ``lnmbench results`` (the results table).
-
-Registered on the main app by ``lnmbench.cli``; also runnable alone:
-``python -m lnmbench.cli_grid grid grids/demo.yaml``.
-"""
+"""``lnmbench grid``: run or dry-run a benchmark grid."""
 
 from __future__ import annotations
 
@@ -11,29 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lnmbench.cli.console import console, fail
 from lnmbench.errors import LnmbenchError
-
-app = typer.Typer(
-    help="lnmbench grids: run a benchmark grid, read its results.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-    raise typer.Exit(2)
-
-
-def _hours(seconds: float) -> str:
-    from lnmbench.experiment.grid_runner import format_duration
-
-    return format_duration(seconds)
+from lnmbench.experiment.grid_runner import format_duration
 
 
 def _join_numbers(values: list[float] | list[int]) -> str:
@@ -80,7 +59,7 @@ def print_plan(plan, out_root: Path, workers: int) -> None:
             str(counts["running"]),
             str(counts["interrupted"]),
             str(counts["pending"]),
-            _hours(estimate_seconds(left, spec.cost, measured)),
+            format_duration(estimate_seconds(left, spec.cost, measured)),
         )
     console.print(t)
     m = Table(title="runs by method")
@@ -96,7 +75,7 @@ def print_plan(plan, out_root: Path, workers: int) -> None:
             str(len(runs)),
             f"{spec.cost.factor(method):g}",
             str(sum(status[r.name] == "done" for r in runs)),
-            _hours(estimate_seconds(left, spec.cost, measured)),
+            format_duration(estimate_seconds(left, spec.cost, measured)),
         )
     console.print(m)
     total = estimate_seconds(todo, spec.cost, measured)
@@ -106,9 +85,9 @@ def print_plan(plan, out_root: Path, workers: int) -> None:
         if measured
         else f"assumed {spec.cost.images_per_s:g} image-passes/s per worker (cost.images_per_s)"
     )
-    parallel = f", {_hours(total / workers)} on {workers} workers" if workers > 1 else ""
+    parallel = f", {format_duration(total / workers)} on {workers} workers" if workers > 1 else ""
     console.print(
-        f"time left: {_hours(total)} on one worker{parallel} (throughput {source})",
+        f"time left: {format_duration(total)} on one worker{parallel} (throughput {source})",
         highlight=False,
     )
     if plan.problems:
@@ -123,7 +102,6 @@ def print_plan(plan, out_root: Path, workers: int) -> None:
         console.print(f"[dim]note: {escape(note)}[/]", highlight=False)
 
 
-@app.command()
 def grid(
     spec: Annotated[Path, typer.Argument(help="grid YAML (e.g. grids/lnmbench.yaml)")],
     dry_run: Annotated[
@@ -206,10 +184,10 @@ def grid(
             show_progress=progress and console.is_terminal,
         )
     except LnmbenchError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(
         f"grid {grid_spec.name!r}: {report.already_done + report.done}/{report.total} runs done "
-        f"({report.done} now, in {_hours(report.elapsed_s)}); {len(report.failed)} failed",
+        f"({report.done} now, in {format_duration(report.elapsed_s)}); {len(report.failed)} failed",
         highlight=False,
     )
     if report.failed:
@@ -220,101 +198,3 @@ def grid(
         for name in report.failed:
             console.print(f"  {root / name}", highlight=False)
         raise typer.Exit(1)
-
-
-def _pct(mean: float, std: float) -> str:
-    if mean != mean:  # nan
-        return "n/a"
-    return f"{100 * mean:.2f}" + ("" if std != std else f" ± {100 * std:.2f}")
-
-
-@app.command()
-def results(
-    root: Annotated[Path, typer.Argument(help="result root (folder of run folders)")],
-    filter_: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="COLUMN=VALUE[,VALUE] (repeatable), e.g. method=ce"),
-    ] = None,
-    csv: Annotated[
-        Path | None, typer.Option(help="write the (filtered) per-run table as CSV")
-    ] = None,
-    parquet: Annotated[
-        Path | None, typer.Option(help="write the (filtered) per-run table as Parquet")
-    ] = None,
-) -> None:
-    """Mean ± std over seeds by method, dataset, noise and rate; the per-run table as files.
-
-    The full per-run table is always (re)written to ROOT/results.parquet; --csv / --parquet
-    write the rows that pass the filters.
-    """
-    from lnmbench.experiment.store import (
-        apply_filters,
-        mean_std_over_seeds,
-        parse_filters,
-        results_table,
-        write_results,
-    )
-
-    metrics = ("headline", "test_acc_best_val", "test_acc_final", "macro_f1_last5", "ece_last5")
-    written = []
-    try:
-        full = results_table(root)
-        df = apply_filters(full, parse_filters(filter_ or []))
-        try:
-            write_results(full, parquet=root / "results.parquet")
-            written.append(f"{root / 'results.parquet'} (all runs)")
-        except OSError as exc:  # a read-only result root: the table is still shown
-            console.print(f"[yellow]cannot write {root / 'results.parquet'}: {exc}[/]")
-        if parquet or csv:
-            write_results(df, parquet=parquet, csv=csv)
-            written += [f"{p} ({len(df)} runs)" for p in (parquet, csv) if p]
-    except LnmbenchError as exc:
-        _fail(exc)
-    counts = Counter(df["status"])
-    agg = mean_std_over_seeds(df, metrics)
-    t = Table(title=f"results in {root} (test %, mean ± std over seeds)")
-    keys = [c for c in agg.columns if not c.endswith(("_mean", "_std")) and c != "n_runs"]
-    labels = {
-        "headline": "last-5 acc",
-        "test_acc_best_val": "acc @ best val",
-        "test_acc_final": "final acc",
-        "macro_f1_last5": "macro-F1",
-        "ece_last5": "ECE",
-    }
-    for k in keys:
-        t.add_column(
-            "seeds" if k == "n_seeds" else k, justify="right" if k == "n_seeds" else "left"
-        )
-    for m in metrics:
-        t.add_column(labels[m], justify="right", no_wrap=True)
-    for _, row in agg.iterrows():
-        cells = []
-        for k in keys:
-            v = row[k]
-            if k == "rate":
-                cells.append("—" if row["noise"] == "realworld" else f"{v:g}")
-            else:
-                cells.append(str(v))
-        cells += [_pct(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics]
-        t.add_row(*cells)
-    console.print(t)
-    console.print(
-        "runs: "
-        + ", ".join(
-            f"{counts.get(s, 0)} {s}" for s in ("done", "failed", "running", "interrupted")
-        ),
-        highlight=False,
-    )
-    mixed = agg[agg["n_runs"] > agg["n_seeds"]]
-    if len(mixed):
-        console.print(
-            f"[yellow]{len(mixed)} rows mix configurations with the same seed (e.g. different "
-            "hyperparameters): filter on config_hash or other columns to separate them[/]",
-            highlight=False,
-        )
-    if written:
-        console.print("per-run table: " + ", ".join(written), highlight=False)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -1,7 +1,4 @@
-"""``lnmbench prepare``: decode a real-world or user CSV dataset once into a memory-mapped cache.
-
-Registered in ``lnmbench.cli`` with ``app.command()(prepare)``.
-"""
+"""``lnmbench prepare``: decode a real-world or user CSV dataset once into a memory-mapped cache."""
 
 from __future__ import annotations
 
@@ -10,13 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from lnmbench.cli_values import parse_set
+from lnmbench.cli.console import console, fail, pct
+from lnmbench.cli.values import parse_set
 from lnmbench.errors import LnmbenchError
-
-console = Console()
 
 
 def read_source(dataset: str, root: Path, options: dict[str, Any]):  # -> DatasetSource
@@ -32,10 +27,6 @@ def read_source(dataset: str, root: Path, options: dict[str, Any]):  # -> Datase
     return preset.read(root, parse_options(preset, options))
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
 def print_manifest(manifest: dict[str, Any], out_dir: Path) -> None:
     info = manifest["info"]
     t = Table(
@@ -49,7 +40,7 @@ def print_manifest(manifest: dict[str, Any], out_dir: Path) -> None:
             split,
             str(s["count"]),
             "yes" if s["clean_known"] else "no",
-            _pct(s["realised_noise_rate"]),
+            pct(s["realised_noise_rate"], digits=1, missing="-", unit="%"),
             str(dropped),
             str(s["skipped_bad_images"]),
         )
@@ -136,8 +127,7 @@ def prepare(
             progress=progress and sys.stderr.isatty(),
         )
     except LnmbenchError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     print_manifest(manifest, out_dir)
     if name in PRESETS:
         rate = PRESETS.get(name).assumed_noise_rate
@@ -150,7 +140,3 @@ def prepare(
         )
     else:
         console.print(f"train: lnmbench run --dataset {out_dir} ...", highlight=False)
-
-
-if __name__ == "__main__":  # python -m lnmbench.cli_prepare ... (same as lnmbench prepare ...)
-    typer.run(prepare)

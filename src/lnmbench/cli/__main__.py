@@ -1,0 +1,5 @@
+"""``python -m lnmbench.cli ...`` is ``lnmbench ...``."""
+
+from lnmbench.cli import app
+
+app()
