@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from lnmbench.cli.console import console
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 torch.set_num_threads(1)
+console.width = 200  # the one CLI console: wide tables, no line wrapped in captured output
 
 
 @pytest.fixture(scope="session")

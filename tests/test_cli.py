@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lnmbench.cli import app, console, parse_set
+from lnmbench.cli import app, parse_set
 
 runner = CliRunner()
-console.width = 160  # wide tables: no cell is cut in the captured output
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,15 @@ from lnmbench.engine.run_status import run_lock, run_status
 from lnmbench.errors import ConfigError, UnknownNameError
 from lnmbench.executors import ExecutorOptions, RunTask, create_executor
 from lnmbench.experiment.config import resolve_config
-from lnmbench.experiment.grid import (
+from lnmbench.experiment.grid import expand_grid, grid_cells
+from lnmbench.experiment.grid_cost import (
     CostSettings,
     estimate_seconds,
-    expand_grid,
-    grid_cells,
-    load_grid_spec,
     measured_images_per_s,
-    parse_grid_spec,
     run_cost,
 )
 from lnmbench.experiment.grid_runner import run_grid
+from lnmbench.experiment.grid_spec import load_grid_spec, parse_grid_spec
 from lnmbench.experiment.store import (
     find_run_folders,
     mean_std_over_seeds,
@@ -44,7 +42,6 @@ from lnmbench.experiment.store import (
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-cli_console.width = 200
 
 
 def make_app() -> typer.Typer:

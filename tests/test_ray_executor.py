@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from lnmbench.executors import ExecutorOptions, create_executor
-from lnmbench.experiment.grid import expand_grid, parse_grid_spec
+from lnmbench.experiment.grid import expand_grid
 from lnmbench.experiment.grid_runner import run_grid
+from lnmbench.experiment.grid_spec import parse_grid_spec
 from lnmbench.experiment.store import results_table
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'lnmbench[ray]'")

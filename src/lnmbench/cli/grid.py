@@ -12,7 +12,6 @@ from rich.table import Table
 
 from lnmbench.cli.console import console, fail
 from lnmbench.errors import LnmbenchError
-from lnmbench.experiment.grid_runner import format_duration
 
 
 def _join_numbers(values: list[float] | list[int]) -> str:
@@ -21,8 +20,8 @@ def _join_numbers(values: list[float] | list[int]) -> str:
 
 def print_plan(plan, out_root: Path, workers: int) -> None:
     """The dry-run report: runs by dataset × noise and by method, status, time, problems."""
-    from lnmbench.experiment.grid import estimate_seconds, measured_images_per_s
-    from lnmbench.experiment.grid_runner import done_wall_times, grid_statuses
+    from lnmbench.experiment.grid_cost import estimate_seconds, measured_images_per_s
+    from lnmbench.experiment.grid_runner import done_wall_times, format_duration, grid_statuses
 
     spec = plan.spec
     status = grid_statuses(plan, out_root) if out_root.exists() else {}
@@ -144,8 +143,9 @@ def grid(
 ) -> None:
     """Run every cell of a grid (skip finished runs, resume interrupted ones), or --dry-run it."""
     from lnmbench.executors import ExecutorOptions, create_executor
-    from lnmbench.experiment.grid import expand_grid, load_grid_spec
-    from lnmbench.experiment.grid_runner import run_grid
+    from lnmbench.experiment.grid import expand_grid
+    from lnmbench.experiment.grid_runner import format_duration, run_grid
+    from lnmbench.experiment.grid_spec import load_grid_spec
 
     try:
         grid_spec = load_grid_spec(spec)

@@ -18,13 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lnmbench.engine.run_status import RunStatus, statuses
 from lnmbench.executors.base import Executor, Notice, RunFinished, RunStarted, RunTask
-from lnmbench.experiment.grid import (
-    CostSettings,
-    GridPlan,
-    PlannedRun,
-    measured_images_per_s,
-    throughput_key,
-)
+from lnmbench.experiment.grid import GridPlan, PlannedRun
+from lnmbench.experiment.grid_cost import CostSettings, measured_images_per_s, throughput_key
 from lnmbench.experiment.store import read_run
 from lnmbench.experiment.worker import execute_run, record_lost
 
