@@ -131,7 +131,8 @@ def main() -> None:
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
 
-    from lnmbench.data.prepare import open_prepared, prepare_source
+    from lnmbench.data.prepare import prepare_source
+    from lnmbench.data.prepared_cache import open_prepared
     from lnmbench.data.real_world import KAGGLEDR_PLUS, KaggleDROptions
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="lnmbench_prepare_speed_"))

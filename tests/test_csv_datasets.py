@@ -17,16 +17,13 @@ import lnmbench.data.real_world  # noqa: F401  (registers drtid, kaggledr+, chex
 from lnmbench.cli.prepare import prepare as prepare_command
 from lnmbench.data import DATASETS, load_dataset
 from lnmbench.data.chexpert import ChexpertOptions, read_chexpert, single_label
-from lnmbench.data.csv_dataset import (
-    MISSING,
-    CsvDatasetSpec,
-    LabelPolicy,
-    apply_policy,
-    load_spec,
-    read_spec_source,
-)
+from lnmbench.data.csv_dataset import read_spec_source
+from lnmbench.data.csv_spec import CsvDatasetSpec, LabelPolicy, load_spec
 from lnmbench.data.example_layouts import write_chexpert, write_drtid, write_kaggledr_plus
-from lnmbench.data.prepare import decode_image, open_prepared, prepare_source, prepared_dir
+from lnmbench.data.image_decode import decode_image
+from lnmbench.data.label_tables import MISSING, apply_policy
+from lnmbench.data.prepare import prepare_source
+from lnmbench.data.prepared_cache import open_prepared, prepared_dir
 from lnmbench.data.real_world import PRESETS, parse_options
 from lnmbench.errors import ConfigError, DatasetError, UnknownNameError
 
@@ -296,7 +293,7 @@ def test_cache_is_memory_mapped_and_small_caches_go_to_the_device(kaggle_cache, 
             if line.endswith("train_images.npy")
         ]
         assert any(lo <= ptr < hi for lo, hi in spans)
-    monkeypatch.setattr("lnmbench.data.prepare.MEMMAP_THRESHOLD_BYTES", 1000)
+    monkeypatch.setattr("lnmbench.data.prepared_cache.MEMMAP_THRESHOLD_BYTES", 1000)
     assert open_prepared(kaggle_cache).extra["memmap"] is True
     # channel statistics are the exact ones of the stored training images
     x = ds["train"].images.double() / 255

@@ -16,7 +16,8 @@ from lnmbench.errors import LnmbenchError
 
 def read_source(dataset: str, root: Path, options: dict[str, Any]):  # -> DatasetSource
     """A preset name (drtid, kaggledr+, chexpert) or a CsvDatasetSpec YAML path -> its tables."""
-    from lnmbench.data.csv_dataset import load_spec, read_spec_source
+    from lnmbench.data.csv_dataset import read_spec_source
+    from lnmbench.data.csv_spec import load_spec
     from lnmbench.data.real_world import PRESETS, parse_options
 
     if dataset.endswith((".yaml", ".yml")):
@@ -107,7 +108,8 @@ def prepare(
 ) -> None:
     """Decode a real-world or user CSV dataset once into a memory-mapped cache for training."""
     from lnmbench.data.catalog import default_data_dir
-    from lnmbench.data.prepare import prepare_source, prepared_dir
+    from lnmbench.data.prepare import prepare_source
+    from lnmbench.data.prepared_cache import prepared_dir
     from lnmbench.data.real_world import PRESETS
 
     try:

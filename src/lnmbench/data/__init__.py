@@ -37,7 +37,7 @@ def load_dataset(
     if is_path_like(name):
         path = Path(name)
         if path.name == "manifest.json" or (path / "manifest.json").is_file():
-            from lnmbench.data.prepare import open_prepared
+            from lnmbench.data.prepared_cache import open_prepared
 
             return open_prepared(path)
         return with_registered_info(load_user_npz(path))

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from lnmbench.data.csv_dataset import DatasetSource, LabelTable, carve_validation
+from lnmbench.data.label_tables import DatasetSource, LabelTable, carve_validation
 from lnmbench.data.splits import DatasetInfo
 from lnmbench.errors import DatasetError
 

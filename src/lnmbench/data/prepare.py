@@ -19,193 +19,41 @@ resolution (pixel-exact to ``ImageOps.fit(Image.open(p).convert(mode), (S, S), B
 
 Unreadable or missing images: without ``skip_bad`` all of them are listed in one DatasetError after
 the pass (nothing is written); with it, they are skipped, counted and listed in the manifest.
-
-:func:`open_prepared` maps the cache with ``np.load(mmap_mode="c")`` (copy-on-write, so the tensor
-is writable without touching the file) and ``torch.from_numpy`` (no copy). ``extra["memmap"]`` is
-True when the cache's images exceed :data:`MEMMAP_THRESHOLD_BYTES` (4 GiB): the engine then keeps
-them on the CPU and streams batches to the device; smaller caches are copied to the device whole.
+(:mod:`lnmbench.data.image_decode` decodes, :mod:`lnmbench.data.prepared_cache` opens the result.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import torch
-from PIL import Image, ImageOps
 
 from lnmbench.atomic_files import atomic_write_text
-from lnmbench.data.csv_dataset import DatasetSource, LabelTable, sha256_file
-from lnmbench.data.splits import SPLITS, ArraySplit, Dataset, DatasetInfo
+from lnmbench.data.image_decode import (
+    RESIZE_MODES,
+    DecodeJob,
+    ResizeMode,
+    bounded_map,
+    progress_bar,
+)
+from lnmbench.data.label_tables import DatasetSource, LabelTable, sha256_file
+from lnmbench.data.prepared_cache import (
+    FORMAT_VERSION,
+    MANIFEST,
+    read_manifest,
+)
+from lnmbench.data.splits import SPLITS
 from lnmbench.errors import ConfigError, DatasetError
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-RESIZE_MODES = ("crop", "pad", "stretch")
-MEMMAP_THRESHOLD_BYTES = 4 * 1024**3
 CHUNK = 16  # images per task handed to a worker thread
 MAX_LISTED = 50  # bad images named in the error message; all are in bad_images.txt
-
-ResizeMode = Literal["crop", "pad", "stretch"]
-
-
-def prepared_dir(data_dir: str | Path, name: str, size: int) -> Path:
-    """The cache folder of ``name`` at ``size`` px: ``<data_dir>/prepared/<name>/<size>px``."""
-    return Path(data_dir) / "prepared" / name / f"{size}px"
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """16/32-bit integer greyscale -> 8 bit (high byte); other modes unchanged."""
-    if im.mode.startswith("I;16") or im.mode == "I":
-        arr = np.asarray(im).astype(np.int64)
-        shift = 8 if arr.max(initial=0) > 255 else 0
-        return Image.fromarray((np.clip(arr, 0, 65535) >> shift).astype(np.uint8), mode="L")
-    return im
-
-
-def _draft_request(w: int, h: int, size: int, resize: ResizeMode) -> tuple[int, int]:
-    """The smallest decode size (w', h') whose scale still gives ``size`` px where it matters."""
-    if resize == "stretch":
-        return size, size
-    side = min(w, h) if resize == "crop" else max(w, h)
-    return max(1, -(-w * size // side)), max(1, -(-h * size // side))
-
-
-def decode_image_bytes(
-    data: bytes,
-    size: int,
-    in_chans: int,
-    resize: ResizeMode = "crop",
-    fast_decode: bool = True,
-) -> np.ndarray:
-    """Encoded image bytes -> uint8 (in_chans, size, size) (see the module docstring)."""
-    mode = "RGB" if in_chans == 3 else "L"
-    with Image.open(io.BytesIO(data)) as im:
-        if fast_decode and im.format == "JPEG":
-            im.draft(im.mode, _draft_request(*im.size, size, resize))
-        im.load()
-        img = _to_8bit(im).convert(mode)
-    target = (size, size)
-    if resize == "crop":
-        img = ImageOps.fit(img, target, method=Image.Resampling.BILINEAR)
-    elif resize == "pad":
-        img = ImageOps.pad(img, target, method=Image.Resampling.BILINEAR, color=0)
-    else:
-        img = img.resize(target, Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def decode_image(
-    path: str | Path,
-    size: int,
-    in_chans: int,
-    resize: ResizeMode = "crop",
-    fast_decode: bool = True,
-) -> np.ndarray:
-    """Image file -> uint8 (in_chans, size, size), exactly as stored in a prepared cache."""
-    return decode_image_bytes(Path(path).read_bytes(), size, in_chans, resize, fast_decode)
-
-
-@dataclass(frozen=True)
-class _DecodeJob:
-    size: int
-    in_chans: int
-    resize: ResizeMode
-    fast_decode: bool
-    hash_images: bool
-
-    def __call__(self, paths: list[Path]) -> list[tuple[np.ndarray | None, str | None, str]]:
-        """For each path: (image (C, S, S) or None, error or None, sha256 or "")."""
-        out: list[tuple[np.ndarray | None, str | None, str]] = []
-        for p in paths:
-            try:
-                data = p.read_bytes()
-            except OSError as exc:
-                out.append((None, f"unreadable: {exc.strerror or exc}", ""))
-                continue
-            sha = hashlib.sha256(data).hexdigest() if self.hash_images else ""
-            try:
-                img = decode_image_bytes(
-                    data, self.size, self.in_chans, self.resize, self.fast_decode
-                )
-            except Exception as exc:  # Pillow raises many types for corrupt files
-                out.append((None, f"corrupt: {type(exc).__name__}: {exc}", sha))
-                continue
-            out.append((img, None, sha))
-        return out
-
-
-def _bounded_map(
-    pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable[Any], window: int
-) -> Iterator[Any]:
-    """``pool.map`` in order, with at most ``window`` tasks in flight (bounded memory)."""
-    pending: deque[Future] = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
-# --------------------------------------------------------------------------- progress
-
-
-@contextmanager
-def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
-    """A rich progress bar (images, rate, ETA); a no-op callable when disabled."""
-    if not enabled:
-        yield lambda n, split: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("[bold]decoding {task.fields[split]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    task = bar.add_task("decode", total=total, split="", rate="")
-    t0 = time.perf_counter()
-    done = 0
-
-    def advance(n: int, split: str) -> None:
-        nonlocal done
-        done += n
-        rate = f"{done / max(time.perf_counter() - t0, 1e-9):.0f} img/s"
-        bar.update(task, advance=n, split=split, rate=rate)
-
-    with bar:
-        yield advance
-
-
-# --------------------------------------------------------------------------- preparation
 
 
 @dataclass
@@ -230,18 +78,6 @@ def _cache_key(source: DatasetSource, size: int, resize: str, fast_decode: bool)
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1))
-
-
-def read_manifest(cache_dir: Path) -> dict | None:
-    path = Path(cache_dir) / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(
-            f"{path} is unreadable ({exc}); delete the folder and prepare again"
-        ) from None
 
 
 def _class_counts(labels: np.ndarray | None, c: int) -> list[int] | None:
@@ -307,7 +143,7 @@ def prepare_source(
 
     info = source.info
     c_in = info.in_chans
-    job = _DecodeJob(size, c_in, resize, fast_decode, hash_images)
+    job = DecodeJob(size, c_in, resize, fast_decode, hash_images)
     n_workers = max(1, workers or min(32, os.cpu_count() or 1))
     total = sum(len(t) for t in source.tables.values())
     t0 = time.perf_counter()
@@ -318,7 +154,7 @@ def prepare_source(
     n_px = 0
     try:
         with (
-            _progress_bar(total, progress) as advance,
+            progress_bar(total, progress) as advance,
             ThreadPoolExecutor(n_workers, thread_name_prefix="lnmbench-decode") as pool,
         ):
             for split in SPLITS:
@@ -333,7 +169,7 @@ def prepare_source(
                 for i in sorted(set(range(n)) - set(present)):
                     res.bad.append(_bad_entry(split, table, i, "missing"))
                 chunks = [present[k : k + CHUNK] for k in range(0, len(present), CHUNK)]
-                decoded = _bounded_map(
+                decoded = bounded_map(
                     pool, job, ([table.images[i] for i in ch] for ch in chunks), 4 * n_workers
                 )
                 for chunk, outs in zip(chunks, decoded, strict=True):
@@ -468,73 +304,3 @@ def _compact(src: Path, dst: Path, keep: np.ndarray, block: int = 256) -> None:
         new[k : k + block] = old[keep[k : k + block]]
     new.flush()
     del new, old
-
-
-# --------------------------------------------------------------------------- opening
-
-
-@dataclass
-class PreparedDataset(Dataset):
-    """A dataset opened from a prepared cache; channel statistics come from the manifest."""
-
-    stored_channel_stats: tuple[list[float], list[float]] | None = None
-
-    def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of all training images in [0, 1] (computed when prepared)."""
-        if self.stored_channel_stats is not None:
-            return self.stored_channel_stats
-        return super().channel_stats()
-
-
-def open_prepared(cache_dir: str | Path, memmap: bool | None = None) -> PreparedDataset:
-    """Open a prepared cache (a folder with ``manifest.json``, or that file) as a Dataset.
-
-    ``memmap`` None: decided by size (:data:`MEMMAP_THRESHOLD_BYTES`), see the module docstring.
-    Splits without clean labels carry their noisy labels as ``labels`` and
-    ``extra["clean_known"][split]`` False.
-    """
-    cache_dir = Path(cache_dir)
-    if cache_dir.name == MANIFEST:
-        cache_dir = cache_dir.parent
-    manifest = read_manifest(cache_dir)
-    if manifest is None:
-        raise DatasetError(f"{cache_dir} holds no prepared dataset ({MANIFEST} not found)")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(
-            f"{cache_dir} was prepared by an incompatible version (format "
-            f"{manifest.get('format_version')}, expected {FORMAT_VERSION}); prepare it again"
-        )
-    shape = tuple(manifest["image_shape"])
-    try:
-        labels = dict(np.load(cache_dir / "labels.npz"))
-        splits = {}
-        for s in SPLITS:
-            images = np.load(cache_dir / f"{s}_images.npy", mmap_mode="c")
-            n = manifest["splits"][s]["count"]
-            if images.shape != (n, *shape) or images.dtype != np.uint8:
-                raise ValueError(f"{s}_images.npy has {images.dtype} {images.shape}")
-            noisy = labels.get(f"{s}_noisy")
-            splits[s] = ArraySplit(
-                torch.from_numpy(images),
-                torch.from_numpy(labels[f"{s}_labels"].astype(np.int64)),
-                None if noisy is None else torch.from_numpy(noisy.astype(np.int64)),
-            )
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(
-            f"the prepared cache {cache_dir} is incomplete or corrupt ({type(exc).__name__}: "
-            f"{exc}); prepare it again with --force"
-        ) from None
-    info = DatasetInfo(
-        **{**manifest["info"], "class_names": tuple(manifest["info"]["class_names"])}
-    )
-    big = manifest["image_bytes"] > MEMMAP_THRESHOLD_BYTES
-    stats = manifest["channel_stats"]
-    extra = {
-        "path": str(cache_dir),
-        "manifest": str(cache_dir / MANIFEST),
-        "clean_known": {s: manifest["splits"][s]["clean_known"] for s in SPLITS},
-        "memmap": big if memmap is None else memmap,
-        "notes": manifest.get("notes", {}),
-        "names": {s: labels[f"{s}_names"] for s in SPLITS},
-    }
-    return PreparedDataset(info, splits, extra, (stats["mean"], stats["std"]))

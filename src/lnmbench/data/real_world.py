@@ -2,7 +2,7 @@
 
 Their images cannot be redistributed: users bring the files and run ``lnmbench prepare NAME
 --root PATH --size S`` once; the registered dataset entries then open the prepared cache
-``<data_dir>/prepared/<name>/<S>px`` (see :mod:`lnmbench.data.prepare`). Layouts are described in
+``<data_dir>/prepared/<name>/<S>px`` (see :mod:`lnmbench.data.prepared_cache`). Layouts are described in
 ``LAYOUT`` of each preset and in docs/real_world_datasets.md.
 """
 
@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lnmbench.data import chexpert
 from lnmbench.data.catalog import DATASETS, DatasetEntry
-from lnmbench.data.csv_dataset import CsvDatasetSpec, DatasetSource, SplitSource, read_spec_source
-from lnmbench.data.prepare import MANIFEST, open_prepared, prepared_dir
+from lnmbench.data.csv_dataset import read_spec_source
+from lnmbench.data.csv_spec import CsvDatasetSpec, SplitSource
+from lnmbench.data.label_tables import DatasetSource
+from lnmbench.data.prepared_cache import MANIFEST, open_prepared, prepared_dir
 from lnmbench.data.splits import Dataset, DatasetInfo
 from lnmbench.errors import ConfigError, DatasetError
 from lnmbench.registry import Registry
