@@ -2,8 +2,8 @@
 
 Their images cannot be redistributed: users bring the files and run ``lnmbench prepare NAME
 --root PATH --size S`` once; the registered dataset entries then open the prepared cache
-``<data_dir>/prepared/<name>/<S>px`` (see :mod:`lnmbench.data.prepared_cache`). Layouts are described in
-``LAYOUT`` of each preset and in docs/real_world_datasets.md.
+``<data_dir>/prepared/<name>/<S>px`` (see :mod:`lnmbench.data.prepared_cache`). Layouts are
+described in ``LAYOUT`` of each preset and in docs/real_world_datasets.md.
 """
 
 from __future__ import annotations
