@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -366,11 +367,11 @@ def test_cache_hit_and_misses(tmp_path, monkeypatch, clean):
 
     original = NOISE.get("symmetric")
 
-    @functools.wraps(original)
+    @functools.wraps(original.generate)
     def boom(*args, **kwargs):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setitem(NOISE._items, "symmetric", boom)
+    monkeypatch.setitem(NOISE._items, "symmetric", dataclasses.replace(original, generate=boom))
     hit = make_noisy_labels("symmetric", clean, C, 0.5, 0, cache_dir=tmp_path, cache_key=key)
     assert np.array_equal(hit.noisy, first.noisy) and hit.extra == first.extra
     assert hit.cache_key == first.cache_key

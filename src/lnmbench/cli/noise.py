@@ -74,9 +74,7 @@ def noise(
     import numpy as np
 
     from lnmbench.data import default_data_dir, load_dataset
-    from lnmbench.experiment.config import resolve_config
-    from lnmbench.experiment.run import split_noise
-    from lnmbench.noise import NOISE, accepted_params, plot_transition, report_table
+    from lnmbench.noise import NOISE, accepted_params, noise_splits, plot_transition, report_table
 
     if list_:
         t = Table(title="noise generators")
@@ -90,23 +88,25 @@ def noise(
         if run_dir is not None:
             show_run_transition(run_dir, heatmap)
             return
-        cfg = resolve_config(
-            {
-                "dataset": dataset,
-                "size": size,
-                "seed": seed,
-                "data_dir": str(data_dir) if data_dir else None,
-                "noise": {"name": noise_name, "rate": rate, "params": parse_set(param)},
-            }
-        )
-        ds = load_dataset(cfg.dataset, size=cfg.size, data_dir=cfg.data_dir)
-        noisy = split_noise(cfg, ds, Path(cfg.data_dir) if cfg.data_dir else default_data_dir())
         splits = ["train", "val"] if split == "both" else [split]
+        if split not in ("train", "val", "both"):
+            raise LnmbenchError(
+                f"unknown split {split!r}; known: train, val, both (test is never noised)"
+            )
+        NOISE.get(noise_name)  # an unknown generator is refused before the dataset is read
+        params = parse_set(param)
+        ds = load_dataset(dataset, size=size, data_dir=data_dir)
+        noisy = noise_splits(
+            ds,
+            noise_name,
+            rate,
+            seed,
+            params,
+            cache_dir=(data_dir or default_data_dir()) / "noise_cache",
+            cache_key={"dataset": ds.info.name, "size": size},
+            what=dataset,
+        )
         for s in splits:
-            if s not in noisy:
-                raise LnmbenchError(
-                    f"unknown split {s!r}; known: train, val, both (test is never noised)"
-                )
             console.print(report_table(noisy[s]))
             t_emp = noisy[s].transition_matrix
             if t_emp is not None:

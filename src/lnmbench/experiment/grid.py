@@ -144,9 +144,9 @@ def _merge_all(*dicts: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _noise_info(name: str) -> Any:
-    from lnmbench.noise.base import GENERATOR_INFO
+    from lnmbench.noise import NOISE
 
-    return GENERATOR_INFO.get(name)
+    return NOISE.get(name) if name in NOISE else None
 
 
 def _noise_rates(noise: NoiseSetting, block: GridBlock, label: str) -> list[float]:

@@ -20,7 +20,7 @@ from lnmbench.experiment.config import RunConfig
 from lnmbench.experiment.summary import summarize
 from lnmbench.methods import METHODS, RunContext
 from lnmbench.methods.hparams import resolve_hparams
-from lnmbench.noise import NoisyLabels, make_noisy_labels
+from lnmbench.noise import NoisyLabels, noise_splits
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -48,69 +48,17 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def split_noise(cfg: RunConfig, ds: Dataset, data_dir: Path) -> dict[str, NoisyLabels]:
-    """Noisy labels of the train and val splits (independent draws; test is never noised).
-
-    Real-world datasets bring their own noisy column; synthetic generators draw, cached on disk.
-    """
-    seed = cfg.noise.seed if cfg.noise.seed is not None else cfg.seed
-    c = ds.info.num_classes
-    real = ds["train"].noisy_labels is not None
-    if real and cfg.noise.name != "realworld":
-        raise ConfigError(
-            f"dataset {cfg.dataset!r} carries real-world noisy labels; use --noise realworld"
-        )
-    if not real and cfg.noise.name == "realworld":
-        raise ConfigError(
-            f"dataset {cfg.dataset!r} has no real-world noisy labels; choose a synthetic noise "
-            "generator (lnmbench noise --list)"
-        )
-    params = {s: dict(cfg.noise.params) for s in ("train", "val")}
-    if cfg.noise.name == "instance-classifier" and "logits" not in cfg.noise.params:
-        # one cross-fit on the train split: out-of-fold logits for train, fold-mean for val
-        from lnmbench.noise import cross_fit
-
-        keys = ("folds", "model", "epochs", "batch_size", "lr", "device")
-        fit = cross_fit(
-            ds["train"].images.numpy(),
-            ds["train"].labels.numpy(),
-            c,
-            seed=int(cfg.noise.params.get("classifier_seed", seed)),
-            heldout=ds["val"].images.numpy(),
-            cache_dir=data_dir / "noise_cache",
-            **{k: cfg.noise.params[k] for k in keys if k in cfg.noise.params},
-        )
-        params["train"] = {"sigma": 0.1, **cfg.noise.params, "logits": fit.oof_logits}
-        params["val"] = {"sigma": 0.1, **cfg.noise.params, "logits": fit.heldout_logits}
-        for p in params.values():
-            for k in (*keys, "classifier_seed"):
-                p.pop(k, None)
-    out = {}
-    for split in ("train", "val"):
-        part = ds[split]
-        clean = part.labels.numpy()
-        if real:
-            clean_known = bool(ds.extra.get("clean_known", {}).get(split, True))
-            out[split] = make_noisy_labels(
-                "realworld",
-                clean if clean_known else None,
-                c,
-                None,
-                seed,
-                params={"noisy": part.noisy_labels.numpy()},
-            )
-            continue
-        out[split] = make_noisy_labels(
-            cfg.noise.name,
-            clean,
-            c,
-            cfg.noise.rate,
-            seed,
-            images=part.images.numpy(),
-            params=params[split],
-            cache_dir=data_dir / "noise_cache",
-            cache_key={"dataset": ds.info.name, "size": cfg.size, "split": split},
-        )
-    return out
+    """Noisy labels of the train and val splits of ``cfg`` (see :func:`noise_splits`)."""
+    return noise_splits(
+        ds,
+        cfg.noise.name,
+        cfg.noise.rate,
+        cfg.noise.seed if cfg.noise.seed is not None else cfg.seed,
+        cfg.noise.params,
+        cache_dir=data_dir / "noise_cache",
+        cache_key={"dataset": ds.info.name, "size": cfg.size},
+        what=cfg.dataset,
+    )
 
 
 def normalisation(cfg: RunConfig, ds: Dataset) -> tuple[list[float], list[float]]:

@@ -4,17 +4,6 @@ Usage: ``make_noisy_labels("symmetric", clean, num_classes, rate, seed, cache_di
 """
 
 from lnmbench.noise import classifier, generators  # noqa: F401  (register the generators)
-from lnmbench.noise.base import (
-    GENERATOR_INFO,
-    NOISE,
-    GeneratorInfo,
-    NoisyLabels,
-    accepted_params,
-    check_labels,
-    check_transition_matrix,
-    make_noisy_labels,
-    register_noise,
-)
 from lnmbench.noise.classifier import CrossFit, cross_fit, reference_logits
 from lnmbench.noise.generators import (
     adjacent_matrix,
@@ -24,13 +13,16 @@ from lnmbench.noise.generators import (
     symmetric_matrix,
     truncnorm_flip_rates,
 )
+from lnmbench.noise.labels import NoisyLabels, check_labels, check_transition_matrix
+from lnmbench.noise.make import make_noisy_labels
+from lnmbench.noise.registry import NOISE, NoiseEntry, accepted_params, register_noise
 from lnmbench.noise.report import plot_transition, report_table
+from lnmbench.noise.splits import noise_splits
 
 __all__ = [
-    "GENERATOR_INFO",
     "NOISE",
     "CrossFit",
-    "GeneratorInfo",
+    "NoiseEntry",
     "NoisyLabels",
     "accepted_params",
     "adjacent_matrix",
@@ -40,6 +32,7 @@ __all__ = [
     "draw_class_conditional",
     "expected_flip_rate",
     "make_noisy_labels",
+    "noise_splits",
     "pairflip_matrix",
     "plot_transition",
     "reference_logits",

@@ -25,13 +25,7 @@ from torch import nn
 
 from lnmbench import models
 from lnmbench.errors import ConfigError
-from lnmbench.noise.base import (
-    array_sha256,
-    check_labels,
-    labels_sha256,
-    register_noise,
-    save_npz_atomic,
-)
+from lnmbench.noise.cache import array_sha256, labels_sha256, save_npz_atomic
 from lnmbench.noise.generators import (
     b_max_mean,
     check_sigma,
@@ -41,6 +35,8 @@ from lnmbench.noise.generators import (
     q_summary,
     truncnorm_flip_rates,
 )
+from lnmbench.noise.labels import check_labels
+from lnmbench.noise.registry import register_noise
 
 LOGITS_CACHE_VERSION = 1
 
@@ -315,7 +311,49 @@ def reference_logits(
     return fit.oof_logits, fit.oof_accuracy, fit.confusion
 
 
-@register_noise("instance-classifier", uses_images=True, takes_cache_dir=True)
+CROSS_FIT_PARAMS = ("folds", "model", "epochs", "batch_size", "lr", "device")
+
+
+def classifier_split_params(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    num_classes: int,
+    val_images: np.ndarray,
+    params: dict[str, Any],
+    seed: int,
+    cache_dir: Path | None,
+) -> dict[str, dict[str, Any]]:
+    """One cross-fit on the train split: out-of-fold logits for train, fold-mean logits for val.
+
+    train_images, val_images: (N, C, H, W) uint8; train_labels: (N,) clean labels. Returns the
+    generator parameters of each split (``logits`` given, the cross-fit settings consumed).
+    """
+    if "logits" in params:
+        return {"train": dict(params), "val": dict(params)}
+    fit = cross_fit(
+        train_images,
+        train_labels,
+        num_classes,
+        seed=int(params.get("classifier_seed", seed)),
+        heldout=val_images,
+        cache_dir=cache_dir,
+        **{k: params[k] for k in CROSS_FIT_PARAMS if k in params},
+    )
+    out = {}
+    for split, logits in (("train", fit.oof_logits), ("val", fit.heldout_logits)):
+        p = {"sigma": 0.1, **params, "logits": logits}
+        for k in (*CROSS_FIT_PARAMS, "classifier_seed"):
+            p.pop(k, None)
+        out[split] = p
+    return out
+
+
+@register_noise(
+    "instance-classifier",
+    uses_images=True,
+    takes_cache_dir=True,
+    split_params=classifier_split_params,
+)
 def instance_classifier(
     clean: np.ndarray,
     num_classes: int,

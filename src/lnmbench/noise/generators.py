@@ -17,7 +17,8 @@ import numpy as np
 from scipy import stats
 
 from lnmbench.errors import ConfigError
-from lnmbench.noise.base import check_labels, check_transition_matrix, register_noise
+from lnmbench.noise.labels import check_labels, check_transition_matrix
+from lnmbench.noise.registry import register_noise
 
 _PROJECTION_CHUNK = 4096  # rows of x converted to float64 at a time in the PDN projection
 Q_QUANTILES = (5, 25, 50, 75, 95)

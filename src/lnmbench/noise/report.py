@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 from lnmbench.errors import ConfigError
 from lnmbench.metrics.diagnostics import transition_estimation_error
-from lnmbench.noise.base import NoisyLabels
+from lnmbench.noise.labels import NoisyLabels
 
 _ANNOTATE_MAX_CLASSES = 12  # write the values into the cells up to this many classes
 
