@@ -15,12 +15,20 @@ not summing to 1) raises :class:`lnmbench.errors.ConfigError`.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
 
 from lnmbench.errors import ConfigError
+from lnmbench.metrics.validation import (
+    ArrayInput,
+    check_num_classes,
+    label_pair,
+    mask_array,
+    same_length,
+    score_array,
+    true_prob_pair,
+)
 
 __all__ = [
     "accuracy",
@@ -36,154 +44,7 @@ __all__ = [
     "sensitivity_specificity",
 ]
 
-#: Anything convertible to a numpy array: ndarray, sequence, or torch tensor.
-ArrayInput = Any
-
-PROB_SUM_ATOL = 1e-3
-_PROB_RANGE_TOL = 1e-6
 _TPR_EPS = 1e-9
-
-# --------------------------------------------------------------------------------------------------
-# input validation (shared with lnmbench.metrics.diagnostics)
-# --------------------------------------------------------------------------------------------------
-
-
-def _to_numpy(x: ArrayInput, name: str) -> np.ndarray:
-    """Convert ``x`` (ndarray, sequence or torch tensor) to a numpy array."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
-        x = x.detach().cpu()
-        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
-            x = x.float()
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: cannot convert to a numpy array ({exc})") from exc
-
-
-def _check_1d(arr: np.ndarray, name: str) -> None:
-    if arr.ndim != 1:
-        raise ConfigError(f"{name} must be a 1-D array of shape (N,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ConfigError(f"{name} is empty; metrics need at least one sample")
-
-
-def _labels(x: ArrayInput, name: str, num_classes: int | None = None) -> np.ndarray:
-    """Validate integer labels of shape (N,) and return them as int64."""
-    arr = _to_numpy(x, name)
-    _check_1d(arr, name)
-    kind = arr.dtype.kind
-    if kind in "iu":
-        out = arr.astype(np.int64, copy=False)
-    elif kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise ConfigError(f"{name} contains NaN or inf; labels must be finite integers")
-        if not np.all(arr == np.round(arr)):
-            raise ConfigError(f"{name} contains non-integer values; labels must be integers")
-        out = arr.astype(np.int64)
-    else:
-        raise ConfigError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
-    lo, hi = int(out.min()), int(out.max())
-    if lo < 0:
-        raise ConfigError(f"{name} has label {lo} < 0; labels must lie in [0, num_classes)")
-    if num_classes is not None and hi >= num_classes:
-        raise ConfigError(
-            f"{name} has label {hi} outside [0, {num_classes}); labels must lie in "
-            f"[0, num_classes) with num_classes={num_classes}"
-        )
-    return out
-
-
-def _mask(x: ArrayInput, name: str) -> np.ndarray:
-    """Validate a boolean mask of shape (N,) (bool, or 0/1 numbers) and return it as bool."""
-    arr = _to_numpy(x, name)
-    _check_1d(arr, name)
-    if arr.dtype.kind == "b":
-        return arr
-    if arr.dtype.kind in "iuf":
-        if not np.all((arr == 0) | (arr == 1)):
-            raise ConfigError(f"{name} must be a boolean mask (only 0/1 or True/False values)")
-        return arr.astype(bool)
-    raise ConfigError(f"{name} must be a boolean mask, got dtype {arr.dtype}")
-
-
-def _scores(x: ArrayInput, name: str) -> np.ndarray:
-    """Validate finite real scores of shape (N,) and return them as float64."""
-    arr = _to_numpy(x, name)
-    _check_1d(arr, name)
-    if arr.dtype.kind not in "biuf":
-        raise ConfigError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"{name} contains NaN or inf; scores must be finite")
-    return arr
-
-
-def _probs(x: ArrayInput, name: str, num_classes: int | None = None) -> np.ndarray:
-    """Validate probabilities of shape (N, C) and return them as float64."""
-    arr = _to_numpy(x, name)
-    if arr.ndim != 2:
-        raise ConfigError(f"{name} must be a 2-D array of shape (N, C), got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ConfigError(f"{name} is empty (shape {arr.shape}); need N >= 1 and C >= 1")
-    if num_classes is not None and arr.shape[1] != num_classes:
-        raise ConfigError(
-            f"{name} has {arr.shape[1]} columns but num_classes={num_classes}; "
-            f"expected shape (N, {num_classes})"
-        )
-    if arr.dtype.kind not in "iuf":
-        raise ConfigError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"{name} contains NaN or inf; probabilities must be finite")
-    if arr.min() < -_PROB_RANGE_TOL or arr.max() > 1.0 + _PROB_RANGE_TOL:
-        raise ConfigError(f"{name} has values outside [0, 1]; pass probabilities, not logits")
-    sums = arr.sum(axis=1)
-    bad = np.abs(sums - 1.0) > PROB_SUM_ATOL
-    if np.any(bad):
-        i = int(np.flatnonzero(bad)[0])
-        raise ConfigError(
-            f"{name} rows must sum to 1 (softmax probabilities); row {i} sums to {sums[i]:.6g}"
-        )
-    return arr
-
-
-def _same_length(*pairs: tuple[np.ndarray, str]) -> None:
-    n0, name0 = len(pairs[0][0]), pairs[0][1]
-    for arr, name in pairs[1:]:
-        if len(arr) != n0:
-            raise ConfigError(
-                f"length mismatch: {name0} has {n0} samples but {name} has {len(arr)}"
-            )
-
-
-def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
-        raise ConfigError(f"num_classes must be an integer, got {num_classes!r}")
-    if num_classes < 1:
-        raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
-    return int(num_classes)
-
-
-def _label_pair(
-    y_true: ArrayInput, y_pred: ArrayInput, num_classes: int | None
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Validate (y_true, y_pred); infer C = max label + 1 when ``num_classes`` is None."""
-    c = None if num_classes is None else _check_num_classes(num_classes)
-    yt = _labels(y_true, "y_true", c)
-    yp = _labels(y_pred, "y_pred", c)
-    _same_length((yt, "y_true"), (yp, "y_pred"))
-    if c is None:
-        c = int(max(yt.max(), yp.max())) + 1
-    return yt, yp, c
-
-
-def _true_prob_pair(
-    y_true: ArrayInput, y_prob: ArrayInput, num_classes: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    prob = _probs(y_prob, "y_prob", num_classes)
-    yt = _labels(y_true, "y_true", prob.shape[1])
-    _same_length((yt, "y_true"), (prob, "y_prob"))
-    return yt, prob
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -247,7 +108,7 @@ def _qwk_from_cm(cm: np.ndarray) -> float:
     return float(1.0 - (w * obs).sum() / den)
 
 
-def _mann_whitney(ranks: np.ndarray, pos: np.ndarray) -> np.ndarray:
+def mann_whitney(ranks: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """AUC from average ranks. ranks: (N,) or (N, K); pos: same shape, bool. Returns (K,) or ()."""
     n_pos = pos.sum(axis=0).astype(np.float64)
     n_neg = pos.shape[0] - n_pos
@@ -261,7 +122,7 @@ def _auc_ovr(yt: np.ndarray, prob: np.ndarray) -> float:
     c = prob.shape[1]
     onehot = yt[:, None] == np.arange(c)[None, :]
     ranks = rankdata(prob, axis=0)  # average ranks: ties count 1/2
-    return _nanmean(_mann_whitney(ranks, onehot))
+    return _nanmean(mann_whitney(ranks, onehot))
 
 
 def _fpr_at_tpr(pos_scores: np.ndarray, neg_scores: np.ndarray, tpr: float) -> float:
@@ -311,13 +172,13 @@ def confusion_matrix(y_true: ArrayInput, y_pred: ArrayInput, num_classes: int) -
 
     y_true, y_pred: (N,) int in [0, C).
     """
-    yt, yp, c = _label_pair(y_true, y_pred, _check_num_classes(num_classes))
+    yt, yp, c = label_pair(y_true, y_pred, check_num_classes(num_classes))
     return _confusion(yt, yp, c)
 
 
 def accuracy(y_true: ArrayInput, y_pred: ArrayInput) -> float:
     """Sample-weighted accuracy (1/N) Σ 1[ŷ_i = y_i]. y_true, y_pred: (N,) int."""
-    yt, yp, _ = _label_pair(y_true, y_pred, None)
+    yt, yp, _ = label_pair(y_true, y_pred, None)
     return float(np.mean(yt == yp))
 
 
@@ -328,7 +189,7 @@ def balanced_accuracy(
 
     ``num_classes`` defaults to max label + 1 and is used for range checking only.
     """
-    yt, yp, c = _label_pair(y_true, y_pred, num_classes)
+    yt, yp, c = label_pair(y_true, y_pred, num_classes)
     return _balanced_from_cm(_confusion(yt, yp, c))
 
 
@@ -339,7 +200,7 @@ def macro_f1(y_true: ArrayInput, y_pred: ArrayInput, num_classes: int | None = N
     labels), classes that are only predicted are not averaged over; equals
     ``f1_score(..., labels=present, average=None, zero_division=0).mean()``.
     """
-    yt, yp, c = _label_pair(y_true, y_pred, num_classes)
+    yt, yp, c = label_pair(y_true, y_pred, num_classes)
     return _macro_f1_from_cm(_confusion(yt, yp, c))
 
 
@@ -350,7 +211,7 @@ def sensitivity_specificity(
 
     y_true, y_pred: (N,) int. Returns two (C,) float64 arrays; nan where the denominator is 0.
     """
-    yt, yp, c = _label_pair(y_true, y_pred, _check_num_classes(num_classes))
+    yt, yp, c = label_pair(y_true, y_pred, check_num_classes(num_classes))
     return _sens_spec_from_cm(_confusion(yt, yp, c))
 
 
@@ -360,7 +221,7 @@ def macro_auc_ovr(y_true: ArrayInput, y_prob: ArrayInput) -> float:
     y_true: (N,) int in [0, C); y_prob: (N, C) probabilities. Ties count 1/2. Classes without
     negatives are skipped; nan when fewer than 2 classes are present.
     """
-    yt, prob = _true_prob_pair(y_true, y_prob)
+    yt, prob = true_prob_pair(y_true, y_prob)
     return _auc_ovr(yt, prob)
 
 
@@ -372,9 +233,9 @@ def fpr_at_tpr_binary(is_positive: ArrayInput, score: ArrayInput, tpr: float = 0
     with score >= t, or nan when there are no positives or no negatives.
     """
     tpr = _check_tpr(tpr)
-    pos = _mask(is_positive, "is_positive")
-    s = _scores(score, "score")
-    _same_length((pos, "is_positive"), (s, "score"))
+    pos = mask_array(is_positive, "is_positive")
+    s = score_array(score, "score")
+    same_length((pos, "is_positive"), (s, "score"))
     return _fpr_at_tpr(s[pos], s[~pos], tpr)
 
 
@@ -385,7 +246,7 @@ def fpr_at_95_tpr(y_true: ArrayInput, y_prob: ArrayInput) -> float:
     of the positives have p_c >= t_c; FPR_c = fraction of negatives with p_c >= t_c. Classes
     without negatives are skipped; nan when fewer than 2 classes are present.
     """
-    yt, prob = _true_prob_pair(y_true, y_prob)
+    yt, prob = true_prob_pair(y_true, y_prob)
     return _fpr_ovr(yt, prob, 0.95)
 
 
@@ -397,7 +258,7 @@ def expected_calibration_error(y_true: ArrayInput, y_prob: ArrayInput, n_bins: i
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 1:
         raise ConfigError(f"n_bins must be a positive integer, got {n_bins!r}")
-    yt, prob = _true_prob_pair(y_true, y_prob)
+    yt, prob = true_prob_pair(y_true, y_prob)
     return _ece(yt, prob, int(n_bins))
 
 
@@ -407,7 +268,7 @@ def quadratic_weighted_kappa(y_true: ArrayInput, y_pred: ArrayInput, num_classes
     y_true, y_pred: (N,) int in [0, C). w_ij = (i − j)²/(C − 1)², O = confusion counts, E = outer
     product of row and column totals / N. nan when C < 2 or Σ w E = 0 (a single grade everywhere).
     """
-    yt, yp, c = _label_pair(y_true, y_pred, _check_num_classes(num_classes))
+    yt, yp, c = label_pair(y_true, y_pred, check_num_classes(num_classes))
     return _qwk_from_cm(_confusion(yt, yp, c))
 
 
@@ -422,8 +283,8 @@ def classification_report(
     Undefined values (scalars and list entries) are ``float('nan')``; ``json.dumps`` writes them
     as ``NaN`` (its default ``allow_nan=True``).
     """
-    c = _check_num_classes(num_classes)
-    yt, prob = _true_prob_pair(y_true, y_prob, c)
+    c = check_num_classes(num_classes)
+    yt, prob = true_prob_pair(y_true, y_prob, c)
     yp = prob.argmax(axis=1)
     cm = _confusion(yt, yp, c)
     sens, spec = _sens_spec_from_cm(cm)

@@ -13,15 +13,15 @@ import numpy as np
 from scipy.stats import rankdata
 
 from lnmbench.errors import ConfigError
-from lnmbench.metrics.clinical import (
+from lnmbench.metrics.clinical import mann_whitney
+from lnmbench.metrics.validation import (
     ArrayInput,
-    _check_num_classes,
-    _labels,
-    _mann_whitney,
-    _mask,
-    _same_length,
-    _scores,
-    _to_numpy,
+    check_num_classes,
+    label_array,
+    mask_array,
+    same_length,
+    score_array,
+    to_numpy,
 )
 
 __all__ = [
@@ -58,17 +58,17 @@ def selection_stats(
     - ``per_class_selected`` (list of C ints): |S ∩ {ỹ=c}|.
     Per-class quantities are indexed by the noisy label. Empty denominators give nan.
     """
-    c = _check_num_classes(num_classes)
-    sel = _mask(selected, "selected")
-    yn = _labels(noisy, "noisy", c)
-    yc = _labels(clean, "clean", c)
+    c = check_num_classes(num_classes)
+    sel = mask_array(selected, "selected")
+    yn = label_array(noisy, "noisy", c)
+    yc = label_array(clean, "clean", c)
     pairs = [(sel, "selected"), (yn, "noisy"), (yc, "clean")]
     if seen is None:
         seen_m = np.ones_like(sel)
     else:
-        seen_m = _mask(seen, "seen")
+        seen_m = mask_array(seen, "seen")
         pairs.append((seen_m, "seen"))
-    _same_length(*pairs)
+    same_length(*pairs)
     if np.any(sel & ~seen_m):
         raise ConfigError("selected contains samples that are not in seen; S must be within U_seen")
 
@@ -97,10 +97,10 @@ def noise_detection_auroc(clean_score: ArrayInput, is_clean: ArrayInput) -> floa
     clean_score: (N,) float, higher = more likely clean; is_clean: (N,) bool (K).
     Mann-Whitney statistic from average ranks; nan when K or its complement is empty.
     """
-    s = _scores(clean_score, "clean_score")
-    pos = _mask(is_clean, "is_clean")
-    _same_length((s, "clean_score"), (pos, "is_clean"))
-    return float(_mann_whitney(rankdata(s), pos))
+    s = score_array(clean_score, "clean_score")
+    pos = mask_array(is_clean, "is_clean")
+    same_length((s, "clean_score"), (pos, "is_clean"))
+    return float(mann_whitney(rankdata(s), pos))
 
 
 def purified_ratio(
@@ -111,10 +111,10 @@ def purified_ratio(
     corrected_mask: (N,) bool, the corrected set P; corrected_labels: (N,) int, r (only entries
     in P are used); clean: (N,) int, y. nan when P is empty.
     """
-    p = _mask(corrected_mask, "corrected_mask")
-    r = _labels(corrected_labels, "corrected_labels")
-    y = _labels(clean, "clean")
-    _same_length((p, "corrected_mask"), (r, "corrected_labels"), (y, "clean"))
+    p = mask_array(corrected_mask, "corrected_mask")
+    r = label_array(corrected_labels, "corrected_labels")
+    y = label_array(clean, "clean")
+    same_length((p, "corrected_mask"), (r, "corrected_labels"), (y, "clean"))
     return _ratio(int(np.sum(r[p] == y[p])), int(p.sum()))
 
 
@@ -123,9 +123,9 @@ def label_recovery_accuracy(targets: ArrayInput, clean: ArrayInput) -> float:
 
     targets: (N,) int, the current training targets t (r_i on P, ỹ_i elsewhere); clean: (N,) int.
     """
-    t = _labels(targets, "targets")
-    y = _labels(clean, "clean")
-    _same_length((t, "targets"), (y, "clean"))
+    t = label_array(targets, "targets")
+    y = label_array(clean, "clean")
+    same_length((t, "targets"), (y, "clean"))
     return float(np.mean(t == y))
 
 
@@ -137,10 +137,10 @@ def empirical_transition_matrix(
     clean, noisy: (N,) int in [0, C). Returns (T̃, counts): T̃ is (C, C) float64, row-stochastic,
     with rows of classes absent from ``clean`` all nan; counts is (C, C) int64.
     """
-    c = _check_num_classes(num_classes)
-    y = _labels(clean, "clean", c)
-    yn = _labels(noisy, "noisy", c)
-    _same_length((y, "clean"), (yn, "noisy"))
+    c = check_num_classes(num_classes)
+    y = label_array(clean, "clean", c)
+    yn = label_array(noisy, "noisy", c)
+    same_length((y, "clean"), (yn, "noisy"))
     counts = np.bincount(y * c + yn, minlength=c * c).reshape(c, c).astype(np.int64, copy=False)
     rows = counts.sum(axis=1, keepdims=True).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -155,8 +155,8 @@ def transition_estimation_error(estimate: ArrayInput, truth: ArrayInput) -> floa
     of ``truth`` that are all nan (classes absent from the split) are dropped from both sums; the
     kept rows must be finite in both matrices. nan when no row is kept.
     """
-    est = _to_numpy(estimate, "estimate")
-    tru = _to_numpy(truth, "truth")
+    est = to_numpy(estimate, "estimate")
+    tru = to_numpy(truth, "truth")
     for arr, name in ((est, "estimate"), (tru, "truth")):
         if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
             raise ConfigError(f"{name} must be a non-empty square (C, C) matrix, got {arr.shape}")
