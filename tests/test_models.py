@@ -40,8 +40,12 @@ def test_resnet_depths_and_64px():
 def test_errors():
     with pytest.raises(UnknownNameError, match="unknown model 'vgg'; known: .*resnet18"):
         models.create("vgg", 2)
-    with pytest.raises(ConfigError, match="no pretrained weights"):
+    with pytest.raises(ConfigError, match="no pretrained weights; use the ImageNet model 'timm-r"):
         models.create("resnet18", 2, pretrained=True)
+    with pytest.raises(ConfigError, match="'cnn' has no pretrained weights; set pretrained: false"):
+        models.create("cnn", 2, pretrained=True)
+    assert models.MODELS.get("timm-resnet18").has_pretrained
+    assert not models.MODELS.get("cnn").has_pretrained
 
 
 def test_timm_models_need_the_extra_or_build():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from lnmbench.errors import ConfigError
 from lnmbench.models import cnn, preact_resnet, resnet_cifar, timm_models  # noqa: F401  (register)
 from lnmbench.models.registry import MODELS, ModelInfo
 
@@ -18,7 +19,18 @@ def create(
 ) -> nn.Module:
     """Build backbone ``name``: float (B, in_chans, H, W) -> logits (B, num_classes)."""
     info: ModelInfo = MODELS.get(name)
-    return info.build(num_classes=num_classes, in_chans=in_chans, pretrained=pretrained)
+    if info.has_pretrained:
+        return info.build(num_classes=num_classes, in_chans=in_chans, pretrained=pretrained)
+    if pretrained:
+        peer = f"timm-{name}"
+        hint = (
+            f"use the ImageNet model {peer!r} (pip install 'lnmbench[timm]') or set "
+            "pretrained: false"
+            if peer in MODELS
+            else "set pretrained: false"
+        )
+        raise ConfigError(f"model {name!r} has no pretrained weights; {hint}")
+    return info.build(num_classes=num_classes, in_chans=in_chans)
 
 
 def names() -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lnmbench.errors import ConfigError
 from lnmbench.models.registry import register_model
 
 
@@ -44,21 +43,15 @@ class SmallCNN(nn.Module):
 
 
 @register_model("cnn", "small 3-stage CNN, width 16 (73 k parameters), fast on CPU", "28-64 px")
-def build_cnn(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    if pretrained:
-        raise ConfigError("model 'cnn' has no pretrained weights; set pretrained: false")
+def build_cnn(num_classes: int, in_chans: int) -> nn.Module:
     return SmallCNN(num_classes, in_chans, width=16)
 
 
 @register_model("cnn-wide", "3-stage CNN, width 32 (0.29 M parameters)", "28-64 px")
-def build_cnn_wide(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    if pretrained:
-        raise ConfigError("model 'cnn-wide' has no pretrained weights; set pretrained: false")
+def build_cnn_wide(num_classes: int, in_chans: int) -> nn.Module:
     return SmallCNN(num_classes, in_chans, width=32)
 
 
 @register_model("cnn-tiny", "tiny CNN (width 8) for tests", "28-64 px")
-def build_cnn_tiny(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    if pretrained:
-        raise ConfigError("model 'cnn-tiny' has no pretrained weights; set pretrained: false")
+def build_cnn_tiny(num_classes: int, in_chans: int) -> nn.Module:
     return SmallCNN(num_classes, in_chans, width=8)

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lnmbench.errors import ConfigError
 from lnmbench.models.registry import register_model
 
 
@@ -55,7 +54,5 @@ class PreActResNet18(nn.Module):
 @register_model(
     "preact_resnet18", "pre-activation ResNet-18 (DivideMix / DISC backbone)", "28-64 px"
 )
-def preact_resnet18(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    if pretrained:
-        raise ConfigError("'preact_resnet18' has no pretrained weights; set pretrained: false")
+def preact_resnet18(num_classes: int, in_chans: int) -> nn.Module:
     return PreActResNet18(num_classes, in_chans)

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lnmbench.errors import ConfigError
 from lnmbench.models.registry import register_model
 
 
@@ -84,27 +83,16 @@ class CifarResNet(nn.Module):
         return self.fc(out)
 
 
-def _no_pretrained(name: str, pretrained: bool) -> None:
-    if pretrained:
-        raise ConfigError(
-            f"CIFAR-style {name!r} has no pretrained weights; use the ImageNet model "
-            f"'timm-{name}' (pip install 'lnmbench[timm]') or set pretrained: false"
-        )
-
-
 @register_model("resnet18", "CIFAR-style ResNet-18 (11 M parameters)", "28-64 px")
-def resnet18(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    _no_pretrained("resnet18", pretrained)
+def resnet18(num_classes: int, in_chans: int) -> nn.Module:
     return CifarResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans)
 
 
 @register_model("resnet34", "CIFAR-style ResNet-34 (21 M parameters)", "28-64 px")
-def resnet34(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    _no_pretrained("resnet34", pretrained)
+def resnet34(num_classes: int, in_chans: int) -> nn.Module:
     return CifarResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans)
 
 
 @register_model("resnet50", "CIFAR-style ResNet-50 (24 M parameters)", "28-64 px")
-def resnet50(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Module:
-    _no_pretrained("resnet50", pretrained)
+def resnet50(num_classes: int, in_chans: int) -> nn.Module:
     return CifarResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans)

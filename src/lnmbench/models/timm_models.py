@@ -52,6 +52,6 @@ def _make_builder(timm_name: str):
 
 
 for _name, (_timm_name, _desc) in TIMM_MODELS.items():
-    register_model(_name, f"{_desc} [timm: {_timm_name}]", "224 px", needs_timm=True)(
-        _make_builder(_timm_name)
-    )
+    register_model(
+        _name, f"{_desc} [timm: {_timm_name}]", "224 px", needs_timm=True, has_pretrained=True
+    )(_make_builder(_timm_name))
