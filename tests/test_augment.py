@@ -60,7 +60,7 @@ def test_presets_match_the_spec():
     assert std.crop == "pad" and std.hflip and std.pad_for(28) == 3 and std.pad_for(32) == 4
     assert std.pad_for(8) == 2
     assert not get_spec("none").is_random
-    assert all(AUGMENTATIONS[n].is_random for n in RANDOM_PRESETS)
+    assert all(AUGMENTATIONS.get(n).is_random for n in RANDOM_PRESETS)
     assert "color" in RANDAUGMENT_OPS and "rotate" not in RANDAUGMENT_OPS
 
 

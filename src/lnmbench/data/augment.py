@@ -48,7 +48,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from lnmbench.errors import ConfigError, UnknownNameError
+from lnmbench.errors import ConfigError
+from lnmbench.registry import Registry
 
 __all__ = [
     "AUGMENTATIONS",
@@ -137,7 +138,8 @@ class AugmentSpec:
 
 _WEAK = AugmentSpec(crop="resized", scale=(0.8, 1.0), hflip=True)
 
-AUGMENTATIONS: dict[str, AugmentSpec] = {
+AUGMENTATIONS: Registry[AugmentSpec] = Registry("augmentation")
+_PRESETS: dict[str, AugmentSpec] = {
     # evaluation-like: convert, resize, normalise; no randomness
     "none": AugmentSpec(),
     # CIFAR-style: random crop after zero padding of max(2, S // 8) px + horizontal flip
@@ -176,13 +178,13 @@ AUGMENTATIONS: dict[str, AugmentSpec] = {
 }
 
 
+for _name, _spec in _PRESETS.items():
+    AUGMENTATIONS.register(_name)(_spec)
+
+
 def get_spec(name: str) -> AugmentSpec:
     """The named preset of :data:`AUGMENTATIONS`; unknown names raise ``UnknownNameError``."""
-    try:
-        return AUGMENTATIONS[name]
-    except KeyError:
-        known = ", ".join(sorted(AUGMENTATIONS))
-        raise UnknownNameError(f"unknown augmentation {name!r}; known: {known}") from None
+    return AUGMENTATIONS.get(name)
 
 
 # --------------------------------------------------------------------------- conversion
