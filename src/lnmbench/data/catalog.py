@@ -16,7 +16,8 @@ class DatasetEntry:
     """A registered dataset.
 
     ``load(data_dir, size, download)`` returns the Dataset; ``local_path(data_dir, size)`` says
-    where its file is expected (None when bundled); ``split_sizes`` gives (train, val, test).
+    where its file is expected (None when bundled); ``split_sizes`` gives (train, val, test);
+    ``downloadable``: fetched on first use (MedMNIST), else bundled or prepared by the user.
     """
 
     info: DatasetInfo
@@ -24,6 +25,7 @@ class DatasetEntry:
     sizes: tuple[int, ...]
     load: Callable[[Path, int, bool], Dataset]
     local_path: Callable[[Path, int], Path | None]
+    downloadable: bool = False
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")

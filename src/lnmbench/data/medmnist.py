@@ -159,7 +159,9 @@ def _make_entry(name: str, record: dict) -> DatasetEntry:
     def local_path(data_dir: Path, size: int) -> Path:
         return Path(data_dir) / file_name(name, size)
 
-    return DatasetEntry(info, (n["train"], n["val"], n["test"]), SIZES, load, local_path)
+    return DatasetEntry(
+        info, (n["train"], n["val"], n["test"]), SIZES, load, local_path, downloadable=True
+    )
 
 
 def register_all() -> None:

@@ -283,14 +283,6 @@ def expand_grid(spec: GridSpec) -> GridPlan:
     return GridPlan(spec, list(runs.values()), problems, duplicates, excluded, sorted(notes))
 
 
-def is_downloadable(entry: Any) -> bool:
-    """Whether a registered dataset is fetched on first use (MedMNIST) or must be prepared by the
-    user (the real-world sets). Entries may say so with ``downloadable``; by default real-world-
-    noise datasets are user-provided."""
-    flag = getattr(entry, "downloadable", None)
-    return bool(flag) if flag is not None else entry.info.noise != "real-world"
-
-
 def resolved_problem(cell: GridCell, cfg: RunConfig, notes: set[str]) -> CellProblem | None:
     """Checks that need the resolved config: the model, the dataset at the run's image size, and
     whether its files are here (or downloadable). Adds non-fatal remarks to ``notes``."""
@@ -315,7 +307,7 @@ def resolved_problem(cell: GridCell, cfg: RunConfig, notes: set[str]) -> CellPro
     root = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
     if is_present(entry, root, cfg.size):
         return None
-    if is_downloadable(entry):
+    if entry.downloadable:
         notes.add(
             f"dataset {cfg.dataset} ({cfg.size} px) is not in {root}; the first run fetches it"
         )
