@@ -47,3 +47,87 @@ def small_npz(tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's cache: LNMBENCH_DATA points to a per-session temp folder."""
     monkeypatch.setenv("LNMBENCH_DATA", str(tmp_path_factory.getbasetemp() / "lnmbench-cache"))
+
+
+# --------------------------------------------------------------------------- shared helpers
+# (imported by the test modules: ``from conftest import Interrupt, run_config, ...``)
+
+
+class Interrupt(Exception):
+    """Raised by a patched ``train_step`` to stand for a kill in the middle of a run."""
+
+
+def run_config(
+    dataset: Path | str,
+    method: str = "ce",
+    epochs: int = 4,
+    noise: str = "symmetric",
+    rate: float = 0.4,
+    seed: int = 0,
+    **hparams,
+):
+    """The resolved config of a small CPU run (cnn-tiny, no progress bar, batch size 32 unless
+    ``batch_size`` is given) of ``method`` on ``dataset``."""
+    from lnmbench.experiment.config import resolve_config
+
+    return resolve_config(
+        {
+            "method": method,
+            "dataset": str(dataset),
+            "model": "cnn-tiny",
+            "epochs": epochs,
+            "progress": False,
+            "noise": {"name": noise, "rate": rate},
+            "seed": seed,
+            "hparams": {"batch_size": 32, **hparams},
+        }
+    )
+
+
+def interrupt_train_step(monkeypatch, cls, die_at: int, when=None) -> dict:
+    """Patch ``cls.train_step`` to raise :class:`Interrupt` at its ``die_at``-th call (counting
+    only calls where ``when(method)`` holds, when given). Returns the counter ``{"n", "die_at"}``
+    (change ``die_at`` to die again later) and restores the original when the test ends."""
+    original = cls.train_step
+    calls = {"n": 0, "die_at": die_at}
+
+    def dying_step(self, batch):
+        if when is None or when(self):
+            calls["n"] += 1
+            if calls["n"] == calls["die_at"]:
+                raise Interrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(cls, "train_step", dying_step)
+    calls["restore"] = lambda: monkeypatch.setattr(cls, "train_step", original)
+    return calls
+
+
+def method_context(
+    train,
+    num_classes: int,
+    *,
+    epochs: int = 4,
+    noise_rate: float | None = 0.4,
+    class_counts=None,
+    generator_seed: int = 2,
+):
+    """A CPU :class:`RunContext` (cnn-tiny, seed 0, nominal noise rate) around ``train``."""
+    import numpy as np
+
+    from lnmbench.methods import RunContext
+
+    return RunContext(
+        num_classes=num_classes,
+        in_chans=3,
+        device=torch.device("cpu"),
+        epochs=epochs,
+        seed=0,
+        model_name="cnn-tiny",
+        pretrained=False,
+        noise_rate=noise_rate,
+        noise_rate_source="nominal",
+        class_counts=np.ones(num_classes, dtype=np.int64) if class_counts is None else class_counts,
+        generator=torch.Generator().manual_seed(generator_seed),
+        train=train,
+    )

@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import Interrupt, interrupt_train_step, run_config
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one
 from lnmbench.methods.base import Method
 
 
-def _cfg(small_npz: Path, **over):
-    user = {
-        "dataset": str(small_npz),
-        "model": "cnn-tiny",
-        "epochs": 4,
-        "progress": False,
-        "noise": {"name": "symmetric", "rate": 0.4},
-        "hparams": {"batch_size": 32},
-    }
-    user.update(over)
-    return resolve_config(user)
+def _cfg(small_npz: Path, method: str = "ce", **over):
+    return run_config(small_npz, method, **over)
 
 
 def test_run_folder_contents_and_summary(small_npz, tmp_path):
@@ -66,10 +57,6 @@ def test_run_folder_contents_and_summary(small_npz, tmp_path):
     assert again["headline"] == summary["headline"]
 
 
-class _Interrupt(Exception):
-    pass
-
-
 @pytest.mark.parametrize("method", ["ce", "sce"])
 def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch, method):
     cfg = _cfg(small_npz, method=method)
@@ -77,22 +64,13 @@ def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch, method):
     rows_full = RunFolder(tmp_path / "a" / cfg.run_name()).read_metrics()
 
     # kill in the middle of epoch 2 (after the checkpoint of epoch 1)
-    calls = {"n": 0}
-    original = Method.train_step
-
-    def dying_step(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 8 * 2 + 3:  # 240/32 -> 8 batches per epoch
-            raise _Interrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(Method, "train_step", dying_step)
-    with pytest.raises(_Interrupt):
+    calls = interrupt_train_step(monkeypatch, Method, 8 * 2 + 3)  # 240/32 -> 8 batches an epoch
+    with pytest.raises(Interrupt):
         run_one(cfg, tmp_path / "b")
     folder = RunFolder(tmp_path / "b" / cfg.run_name())
     assert folder.checkpoint.exists() and not folder.summary.exists()
     assert [r["epoch"] for r in folder.read_metrics()] == [0, 1]
-    monkeypatch.setattr(Method, "train_step", original)
+    calls["restore"]()
     resumed = run_one(cfg, tmp_path / "b")
     rows_resumed = folder.read_metrics()
     assert [r["epoch"] for r in rows_resumed] == [0, 1, 2, 3]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import Interrupt, interrupt_train_step, run_config
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.errors import ConfigError
 from lnmbench.experiment.config import resolve_config
@@ -426,18 +427,8 @@ def test_bad_hparams_are_refused(method, hp, match):
 
 # ----- end to end ----------------------------------------------------------------------------
 def _cfg(small_npz: Path, method: str, epochs: int = 2, **hp):
-    return resolve_config(
-        {
-            "method": method,
-            "dataset": str(small_npz),
-            "model": "cnn-tiny",
-            "epochs": epochs,
-            "progress": False,
-            "noise": {"name": "symmetric", "rate": 0.4},
-            # T_k = 50 of 50 -> 2 of 2 epochs: R(0) = 0, R(1) = τ
-            "hparams": {"batch_size": 32, "forget_ramp_epochs": 50, **hp},
-        }
-    )
+    # T_k = 50 of 50 -> 2 of 2 epochs: R(0) = 0, R(1) = τ
+    return run_config(small_npz, method, epochs, **{"forget_ramp_epochs": 50, **hp})
 
 
 @pytest.mark.parametrize(
@@ -488,10 +479,6 @@ def test_end_to_end_selection_diagnostics(small_npz, tmp_path, method, hp, names
     assert "ensemble" in heads
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_coteaching_plus_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch):
     # e_init 17 of 50 -> 1 of 3; the full-batch fallback horizon (12 steps) falls inside epoch 1
     cfg = _cfg(small_npz, "coteaching-plus", epochs=3, init_epoch=17, fallback_steps=12)
@@ -499,19 +486,11 @@ def test_coteaching_plus_resume_equals_uninterrupted(small_npz, tmp_path, monkey
     rows_full = RunFolder(tmp_path / "a" / cfg.run_name()).read_metrics()
     assert [r["diagnostics"]["global_step"] for r in rows_full] == [8, 16, 24]
 
-    calls = {"n": 0}
-    original = CoTeachingPlus.train_step
-
-    def dying_step(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 8 * 2 + 3:  # in epoch 2, after the checkpoint of epoch 1
-            raise _Interrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(CoTeachingPlus, "train_step", dying_step)
-    with pytest.raises(_Interrupt):
+    # in epoch 2, after the checkpoint of epoch 1
+    calls = interrupt_train_step(monkeypatch, CoTeachingPlus, 8 * 2 + 3)
+    with pytest.raises(Interrupt):
         run_one(cfg, tmp_path / "b")
-    monkeypatch.setattr(CoTeachingPlus, "train_step", original)
+    calls["restore"]()
     resumed = run_one(cfg, tmp_path / "b")
     rows_resumed = RunFolder(tmp_path / "b" / cfg.run_name()).read_metrics()
     for a, b in zip(rows_full, rows_resumed, strict=True):

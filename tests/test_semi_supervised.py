@@ -12,12 +12,13 @@ import torch
 from scipy.special import betaincinv
 from torch import nn
 
+from conftest import Interrupt, interrupt_train_step, method_context, run_config
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.engine.train_view import TrainView
 from lnmbench.errors import ConfigError
 from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one
-from lnmbench.methods.base import Batch, RunContext
+from lnmbench.methods.base import Batch
 from lnmbench.methods.common.gmm_divide import (
     LossHistory,
     Split,
@@ -58,20 +59,7 @@ def _method(cls, labels: np.ndarray, num_classes: int = 3, **hparams):
         train_augment="standard",
         generator=torch.Generator().manual_seed(1),
     )
-    ctx = RunContext(
-        num_classes=num_classes,
-        in_chans=3,
-        device=torch.device("cpu"),
-        epochs=4,
-        seed=0,
-        model_name="cnn-tiny",
-        pretrained=False,
-        noise_rate=0.4,
-        noise_rate_source="nominal",
-        class_counts=np.bincount(labels, minlength=num_classes),
-        generator=torch.Generator().manual_seed(2),
-        train=view,
-    )
+    ctx = method_context(view, num_classes, class_counts=np.bincount(labels, minlength=num_classes))
     hp = resolve_hparams(cls.Hparams, hparams, "test")
     torch.manual_seed(0)
     method = cls(hp, ctx)
@@ -359,17 +347,8 @@ def test_disc_training_epoch_visits_every_sample_and_updates_state():
 
 
 def _cfg(small_npz: Path, method: str, epochs: int = 3, **hparams):
-    return resolve_config(
-        {
-            "method": method,
-            "dataset": str(small_npz),
-            "model": "cnn-tiny",
-            "epochs": epochs,
-            "progress": False,
-            "noise": {"name": "symmetric", "rate": 0.4},
-            "hparams": {"batch_size": 32, "warmup_epochs": 1, "ref_epochs": epochs, **hparams},
-        }
-    )
+    hparams = {"warmup_epochs": 1, "ref_epochs": epochs, **hparams}
+    return run_config(small_npz, method, epochs, **hparams)
 
 
 def test_dividemix_end_to_end_diagnostics(small_npz, tmp_path):
@@ -415,10 +394,6 @@ def test_disc_end_to_end_diagnostics(small_npz, tmp_path):
         assert int(sel["corrected"].sum()) == sizes["purified"]
 
 
-class _Interrupt(Exception):
-    pass
-
-
 @pytest.mark.parametrize(
     ("cls", "hparams"), [(DivideMix, {"history": 2}), (DISC, {"ema_momentum": 0.5})]
 )
@@ -427,22 +402,13 @@ def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch, cls, hpar
     full = run_one(cfg, tmp_path / "a")
     rows_full = RunFolder(tmp_path / "a" / cfg.run_name()).read_metrics()
 
-    original = cls.train_step
-    calls = {"n": 0}
-
-    def dying_step(self, batch):
-        if self.epoch == 2:
-            calls["n"] += 1
-            if calls["n"] == 2:  # in the middle of epoch 2, after the checkpoint of epoch 1
-                raise _Interrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(cls, "train_step", dying_step)
-    with pytest.raises(_Interrupt):
+    # in the middle of epoch 2, after the checkpoint of epoch 1
+    calls = interrupt_train_step(monkeypatch, cls, 2, when=lambda m: m.epoch == 2)
+    with pytest.raises(Interrupt):
         run_one(cfg, tmp_path / "b")
     folder = RunFolder(tmp_path / "b" / cfg.run_name())
     assert [r["epoch"] for r in folder.read_metrics()] == [0, 1]
-    monkeypatch.setattr(cls, "train_step", original)
+    calls["restore"]()
     resumed = run_one(cfg, tmp_path / "b")
     rows_resumed = folder.read_metrics()
     assert [r["epoch"] for r in rows_resumed] == [0, 1, 2]

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import Interrupt, interrupt_train_step, method_context, run_config
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.errors import ConfigError
-from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one
 from lnmbench.methods import METHODS, RunContext
 from lnmbench.methods.cdr import (
@@ -60,19 +60,12 @@ class _FakeTrain:
 
 
 def _ctx(epochs: int = 20, noise_rate: float | None = 0.4, num_classes: int = 3) -> RunContext:
-    return RunContext(
-        num_classes=num_classes,
-        in_chans=3,
-        device=torch.device("cpu"),
+    return method_context(
+        _FakeTrain(num_classes=num_classes),
+        num_classes,
         epochs=epochs,
-        seed=0,
-        model_name="cnn-tiny",
-        pretrained=False,
         noise_rate=noise_rate,
-        noise_rate_source="nominal",
-        class_counts=np.ones(num_classes, dtype=np.int64),
-        generator=torch.Generator().manual_seed(0),
-        train=_FakeTrain(num_classes=num_classes),
+        generator_seed=0,
     )
 
 
@@ -430,17 +423,7 @@ def test_t_revision_rejects_stage_lengths_that_do_not_fit():
 
 
 def _cfg(small_npz: Path, method: str, epochs: int, **hparams):
-    return resolve_config(
-        {
-            "method": method,
-            "dataset": str(small_npz),
-            "model": "cnn-tiny",
-            "epochs": epochs,
-            "progress": False,
-            "noise": {"name": "pairflip", "rate": 0.3},
-            "hparams": {"batch_size": 48, **hparams},
-        }
-    )
+    return run_config(small_npz, method, epochs, "pairflip", 0.3, **{"batch_size": 48, **hparams})
 
 
 def _rows(root: Path, cfg) -> list[dict]:
@@ -476,10 +459,6 @@ def test_volminnet_end_to_end_logs_t_every_epoch(small_npz, tmp_path):
     )
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_t_revision_end_to_end_and_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch):
     cfg = _cfg(small_npz, "t-revision", 6, est_epochs=2, rw_epochs=2, rev_epochs=2)
     full = run_one(cfg, tmp_path / "a")
@@ -496,24 +475,16 @@ def test_t_revision_end_to_end_and_resume_equals_uninterrupted(small_npz, tmp_pa
     assert {"beta_mean", "loss"} <= set(rows_full[2]["train"])
 
     # kill mid-epoch 1 (stage 1, after the checkpoint of epoch 0), then mid-epoch 3 (stage 2)
-    original = TRevision.train_step
-    calls = {"n": 0, "die_at": 5 + 2}  # 240/48 = 5 batches per epoch: 2nd batch of epoch 1
-
-    def dying_step(self, batch):
-        calls["n"] += 1
-        if calls["n"] == calls["die_at"]:
-            raise _Interrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(TRevision, "train_step", dying_step)
-    with pytest.raises(_Interrupt):
+    # 240/48 = 5 batches per epoch: 2nd batch of epoch 1
+    calls = interrupt_train_step(monkeypatch, TRevision, 5 + 2)
+    with pytest.raises(Interrupt):
         run_one(cfg, tmp_path / "b")
     assert [r["epoch"] for r in _rows(tmp_path / "b", cfg)] == [0]
     calls.update(n=5, die_at=5 * 3 + 2)  # resumed at epoch 1; dies in the 2nd batch of epoch 3
-    with pytest.raises(_Interrupt):
+    with pytest.raises(Interrupt):
         run_one(cfg, tmp_path / "b")
     assert [r["epoch"] for r in _rows(tmp_path / "b", cfg)] == [0, 1, 2]
-    monkeypatch.setattr(TRevision, "train_step", original)
+    calls["restore"]()
     resumed = run_one(cfg, tmp_path / "b")
     rows_resumed = _rows(tmp_path / "b", cfg)
     assert len(rows_resumed) == 6
@@ -535,19 +506,10 @@ def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch, method):
     )
     run_one(cfg, tmp_path / "a")
     cls = METHODS.get(method)
-    original = cls.train_step
-    calls = {"n": 0}
-
-    def dying_step(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 5 + 2:  # 2nd batch of epoch 1
-            raise _Interrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(cls, "train_step", dying_step)
-    with pytest.raises(_Interrupt):
+    calls = interrupt_train_step(monkeypatch, cls, 5 + 2)  # 2nd batch of epoch 1
+    with pytest.raises(Interrupt):
         run_one(cfg, tmp_path / "b")
-    monkeypatch.setattr(cls, "train_step", original)
+    calls["restore"]()
     run_one(cfg, tmp_path / "b")
     for a, b in zip(_rows(tmp_path / "a", cfg), _rows(tmp_path / "b", cfg), strict=True):
         assert a["test_acc"] == b["test_acc"] and a["train"] == b["train"]
