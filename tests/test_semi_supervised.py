@@ -394,8 +394,10 @@ def test_gce_and_noise_switches():
     assert not is_high_noise(None)
     labels = np.arange(12) % 3
     assert _method(DISC, labels).ema_momentum == 0.99  # noise rate 0.4
-    scaled = _method(DISC, labels, ema_scaled=True, ref_epochs=8)  # the run has 4 epochs
+    scaled = _method(DISC, labels, ema_epochs=8)  # the run has 4 epochs
     assert scaled.ema_momentum == pytest.approx(0.99**2)
+    with pytest.raises(ConfigError, match="ema_epochs"):
+        resolve_config({"method": "disc", "hparams": {"ema_epochs": 0}})
     assert _method(DISC, labels, lambda_h=0.3).lambda_h == 0.3
 
 
