@@ -39,6 +39,7 @@ from lnmbench.experiment.store import (
     mean_std_over_seeds,
     results_table,
 )
+from lnmbench.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -278,6 +279,10 @@ def test_cost_model_exact(tiny_npz):
     assert by_method["sce"].cost == pytest.approx(160 * 3 + 128 / 3)
     cost = CostSettings(images_per_s=100.0, eval_factor=0.0)
     assert run_cost(by_method["ce"].config, cost) == 160.0
+    # the method's own cost_factor, unless the spec overrides it; unknown names cost 1
+    assert cost.factor("dividemix") == METHODS.get("dividemix").cost_factor == 8.0
+    assert CostSettings(method_factors={"dividemix": 5.0}).factor("dividemix") == 5.0
+    assert cost.factor("not-a-method") == 1.0
     assert estimate_seconds(plan.runs, plan.spec.cost) == pytest.approx(
         sum(r.cost for r in plan.runs) / 400.0
     )

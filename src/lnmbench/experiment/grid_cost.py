@@ -8,31 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from lnmbench.errors import UnknownNameError
 from lnmbench.experiment.config import RunConfig
 
 if TYPE_CHECKING:
     from lnmbench.experiment.grid import GridPlan, PlannedRun
-
-# Relative training cost per sample-epoch (forward + backward of one image = 1), by method.
-# Two-network methods train two nets; DISC trains on two views; DivideMix trains two nets on two
-# views of labelled and unlabelled data plus co-guessing forwards and a per-epoch GMM pass;
-# T-Revision trains its reweighting and revision stages for E epochs each plus a short estimation.
-DEFAULT_METHOD_FACTORS: dict[str, float] = {
-    "ce": 1.0,
-    "ce-ls": 1.0,
-    "sce": 1.0,
-    "cdr": 1.1,
-    "volminnet": 1.1,
-    "t-revision": 2.2,
-    "coteaching": 2.0,
-    "coteaching-plus": 2.0,
-    "codis": 2.0,
-    "jocor": 2.0,
-    "disc": 2.0,
-    "dividemix": 8.0,
-    "medssl": 3.0,
-}
 
 
 class CostSettings(BaseModel):
@@ -55,15 +34,9 @@ class CostSettings(BaseModel):
     def factor(self, method: str) -> float:
         if method in self.method_factors:
             return self.method_factors[method]
-        try:
-            from lnmbench.methods import METHODS
+        from lnmbench.methods import METHODS
 
-            declared = getattr(METHODS.get(method), "cost_factor", None)
-        except UnknownNameError:
-            declared = None
-        if declared is not None:
-            return float(declared)
-        return DEFAULT_METHOD_FACTORS.get(method, 1.0)
+        return float(METHODS.get(method).cost_factor) if method in METHODS else 1.0
 
 
 @functools.lru_cache(maxsize=256)

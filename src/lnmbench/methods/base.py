@@ -116,6 +116,10 @@ class Method:
     val_head: ClassVar[str] = "net"  # head whose noisy-validation accuracy selects epochs
     uses_noise_rate: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    # training cost per sample-epoch relative to one forward + backward of one image (the grid's
+    # time estimate): two-network methods train two nets, DISC two views, DivideMix two nets on
+    # two views of labelled and unlabelled data plus co-guessing and a per-epoch GMM pass
+    cost_factor: ClassVar[float] = 1.0
 
     def __init__(self, hp: TrainHparams, ctx: RunContext) -> None:
         self.hp = hp

@@ -114,6 +114,7 @@ class CDR(Method):
     """Mean CE on ỹ; gradients of non-critical weights masked between backward and the step."""
 
     Hparams = CDRHparams
+    cost_factor = 1.1
     uses_noise_rate = True
     description = "robust early-learning: gradient masking of non-critical weights (needs rate)"
 

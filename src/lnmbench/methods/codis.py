@@ -78,6 +78,7 @@ class CoDis(TwoNetMethod):
     """Cross update on the small-loss-minus-discrepancy selections, per-net gradients."""
 
     Hparams = CoDisHparams
+    cost_factor = 2.0
     description = "CoDis: small-loss selection of high-discrepancy samples (uses the noise rate)"
 
     hp: CoDisHparams

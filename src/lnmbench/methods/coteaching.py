@@ -31,6 +31,7 @@ class CoTeaching(TwoNetMethod):
     """Cross update on small-loss selections; headline = mean of the two nets' accuracies."""
 
     Hparams = CoTeachingHparams
+    cost_factor = 2.0
     description = "Co-teaching: two nets exchange their small-loss samples (uses the noise rate)"
 
     def co_teaching_step(

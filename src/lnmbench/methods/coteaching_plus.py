@@ -76,6 +76,7 @@ class CoTeachingPlus(CoTeaching):
     """Co-teaching warm-up, then cross update on the small-loss part of the disagreement set."""
 
     Hparams = CoTeachingPlusHparams
+    cost_factor = 2.0
     description = "Co-teaching+: cross update inside the two nets' disagreement (noise rate)"
 
     hp: CoTeachingPlusHparams

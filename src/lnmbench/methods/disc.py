@@ -170,6 +170,7 @@ class DISC(Method):
     """Per-sample EMA thresholds on two views -> clean (CE) / hard (GCE) / purified+mix sets."""
 
     Hparams = DISCHparams
+    cost_factor = 2.0
     views: ClassVar[tuple[str, ...]] = ("weak", "strong")
     description = "dynamic instance-specific selection and correction (weak/strong views)"
     hp: DISCHparams

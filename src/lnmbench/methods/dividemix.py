@@ -139,6 +139,7 @@ class DivideMix(Method):
     """GMM co-divide, MixMatch with co-refinement / co-guessing, ensemble test prediction."""
 
     Hparams = DivideMixHparams
+    cost_factor = 8.0
     views: ClassVar[tuple[str, ...]] = ("weak",)
     headline = "ensemble"
     val_head = "ensemble"

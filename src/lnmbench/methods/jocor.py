@@ -79,6 +79,7 @@ class JoCoR(TwoNetMethod):
     """Small-loss selection on the joint loss; one optimiser updates both nets."""
 
     Hparams = JoCoRHparams
+    cost_factor = 2.0
     description = "JoCoR: joint loss with agreement term, one optimiser (uses the noise rate)"
     selection_names = ("joint",)
 

@@ -205,6 +205,7 @@ class TRevision(Method):
     """Three stages (estimation, reweighting, revision) in one run; test head is argmax p."""
 
     Hparams = TRevisionHparams
+    cost_factor = 2.2
     val_head = "noisy"
     description = "anchor-point T estimate, importance reweighting, learned slack ΔT"
 

@@ -94,6 +94,7 @@ class VolMinNet(Method):
     """One net and a learned T, updated jointly each step by two optimisers."""
 
     Hparams = VolMinNetHparams
+    cost_factor = 1.1
     val_head = "noisy"
     description = "end-to-end transition matrix with volume (log-det) minimisation"
 
