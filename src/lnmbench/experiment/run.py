@@ -72,6 +72,16 @@ def normalisation(cfg: RunConfig, ds: Dataset) -> tuple[list[float], list[float]
     return ds.channel_stats()
 
 
+def noise_rate_for_methods(cfg: RunConfig, ds: Dataset) -> tuple[float | None, str]:
+    """The noise rate given to methods and its source: the assumed rate when set ("assumed"),
+    else the nominal rate of synthetic noise ("nominal"); real-world noise has none ("none")."""
+    if cfg.assumed_noise_rate is not None:
+        return cfg.assumed_noise_rate, "assumed"
+    if ds.info.noise == "real-world" or cfg.noise.name == "realworld":
+        return None, "none"
+    return cfg.noise.rate, "nominal"
+
+
 def generating_matrix(noisy: NoisyLabels) -> np.ndarray | None:
     """The matrix a class-conditional generator drew from (None for instance / real noise)."""
     gen = noisy.extra.get("generating_matrix")
@@ -105,20 +115,9 @@ def run_one(cfg: RunConfig, out_root: str | Path = "runs") -> dict[str, Any]:
 
     cls = METHODS.get(cfg.method)
     hp = resolve_hparams(cls.Hparams, cfg.hparams, f"method {cfg.method!r}")
-    if ds.info.noise == "real-world" or cfg.noise.name == "realworld":
-        rate, source = (
-            cfg.assumed_noise_rate,
-            "assumed" if cfg.assumed_noise_rate is not None else "none",
-        )
-    elif cfg.assumed_noise_rate is not None:
-        rate, source = cfg.assumed_noise_rate, "assumed"
-    else:
-        rate, source = cfg.noise.rate, "nominal"
-    if cls.uses_noise_rate and rate is None and getattr(hp, "forget_rate", None) is None:
-        raise ConfigError(
-            f"method {cfg.method!r} needs a noise rate, and real-world data has none: set "
-            "assumed_noise_rate (e.g. --assumed-noise-rate 0.3)"
-        )
+    rate, source = noise_rate_for_methods(cfg, ds)
+    if cls.needs_noise_rate(hp) and rate is None:
+        raise cls.missing_noise_rate()
 
     mean, std = normalisation(cfg, ds)
     channels_last = device.type == "cuda"

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lnmbench.errors import ConfigError
 from lnmbench.methods.hparams import TrainHparams, make_optimizer, make_scheduler
 from lnmbench.registry import Registry
 
@@ -141,6 +142,29 @@ class Method:
         if with_scheduler:
             self.schedulers[name] = make_scheduler(opt, self.hp, self.ctx.epochs)
         return opt
+
+    # ----- the noise rate -------------------------------------------------------------------
+    @classmethod
+    def needs_noise_rate(cls, hp: TrainHparams) -> bool:
+        """Whether the method reads the run's noise rate with these hyperparameters (the run
+        refuses to start without one, before its folder is made)."""
+        return cls.uses_noise_rate
+
+    noise_rate_alternative: ClassVar[str] = ""  # e.g. ", or the hyperparameter forget_rate"
+
+    @classmethod
+    def missing_noise_rate(cls) -> ConfigError:
+        """The error for a run without a noise rate (real-world data) that needs one."""
+        return ConfigError(
+            f"method {cls.name!r} needs a noise rate, and real-world data has none: set "
+            f"assumed_noise_rate (e.g. --assumed-noise-rate 0.3){cls.noise_rate_alternative}"
+        )
+
+    def noise_rate(self) -> float:
+        """The run's noise rate (nominal, or assumed on real-world data)."""
+        if self.ctx.noise_rate is None:
+            raise self.missing_noise_rate()
+        return self.ctx.noise_rate
 
     def setup(self) -> None:
         """Build networks and optimisers (default: one net ``net``, one optimiser)."""

@@ -129,10 +129,7 @@ class CDR(Method):
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        rate = self.ctx.noise_rate
-        if rate is None:
-            raise ConfigError("cdr needs a noise rate (set assumed_noise_rate on real-world data)")
-        self.clip = clip_rate(epoch, rate, self.hp.clip_schedule, self.ramp_epochs)
+        self.clip = clip_rate(epoch, self.noise_rate(), self.hp.clip_schedule, self.ramp_epochs)
         self._kept = self._pool = 0
 
     def after_backward(self, net: nn.Module) -> None:
