@@ -94,7 +94,7 @@ def noise(
                 f"unknown split {split!r}; known: train, val, both (test is never noised)"
             )
         NOISE.get(noise_name)  # an unknown generator is refused before the dataset is read
-        params = parse_set(param)
+        params = parse_set(param, "--param")
         ds = load_dataset(dataset, size=size, data_dir=data_dir)
         noisy = noise_splits(
             ds,

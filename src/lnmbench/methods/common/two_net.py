@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -24,7 +24,15 @@ from torch import nn
 
 from lnmbench.errors import ConfigError
 from lnmbench.methods.base import Method, Selection
-from lnmbench.methods.hparams import TrainHparams, scaled_epoch
+from lnmbench.methods.hparams import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    TrainHparams,
+    UnitFloat,
+    scaled_epoch,
+)
 
 SCHEDULES = ("linear_decay", "multistep", "constant", "cosine")
 _FLOOR_TOLERANCE = 1e-9  # ⌊(1 − R)·B⌋ must not lose a sample to float rounding (0.3·10 = 2.999…)
@@ -41,35 +49,17 @@ class TwoNetHparams(TrainHparams):
     code trains epochs 1…49, so its first trained epoch already forgets τ/(T_k − 1)).
     """
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    schedule: str = "linear_decay"  # linear_decay (the family's) | multistep | constant | cosine
-    decay_start_epoch: int = 20
-    beta1_decayed: float = 0.1
-    forget_rate: float | None = None
-    forget_rate_scale: float = 1.0
-    forget_ramp_epochs: int = 10
-    forget_exponent: float = 1.0
-    start_epoch: int = 0
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
-        if self.start_epoch not in (0, 1):
-            raise ConfigError(
-                f"start_epoch must be 0 (R(0) = 0) or 1 (the reference schedule), "
-                f"got {self.start_epoch}"
-            )
-        if self.forget_rate is not None and not 0.0 <= self.forget_rate < 1.0:
-            raise ConfigError(f"forget_rate must be in [0, 1), got {self.forget_rate}")
-        if self.forget_rate_scale < 0:
-            raise ConfigError(f"forget_rate_scale must be >= 0, got {self.forget_rate_scale}")
-        if self.forget_ramp_epochs < 1:
-            raise ConfigError(f"forget_ramp_epochs must be >= 1, got {self.forget_ramp_epochs}")
-        if self.forget_exponent <= 0:
-            raise ConfigError(f"forget_exponent must be > 0, got {self.forget_exponent}")
-        if self.decay_start_epoch < 0:
-            raise ConfigError(f"decay_start_epoch must be >= 0, got {self.decay_start_epoch}")
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: PositiveFloat = 1e-3
+    # linear_decay (the family's) | multistep | constant | cosine
+    schedule: Literal["linear_decay", "multistep", "constant", "cosine"] = "linear_decay"
+    decay_start_epoch: NonNegativeInt = 20
+    beta1_decayed: UnitFloat = 0.1
+    forget_rate: UnitFloat | None = None
+    forget_rate_scale: NonNegativeFloat = 1.0
+    forget_ramp_epochs: PositiveInt = 10
+    forget_exponent: PositiveFloat = 1.0
+    start_epoch: Literal[0, 1] = 0  # 0: R(0) = 0; 1: the reference schedule
 
 
 # ----- schedules ---------------------------------------------------------------------------
@@ -258,9 +248,14 @@ class TwoNetMethod(Method):
     mean_heads = ("net1", "net2")
     val_head = "mean"
     uses_noise_rate = True
+    noise_rate_alternative = ", or the hyperparameter forget_rate"
     selection_names: ClassVar[tuple[str, ...]] = ("net1", "net2")
 
     hp: TwoNetHparams
+
+    @classmethod
+    def needs_noise_rate(cls, hp: TrainHparams) -> bool:
+        return cls.uses_noise_rate and getattr(hp, "forget_rate", None) is None
 
     def setup(self) -> None:
         self.net1 = self.add_net("net1")
@@ -298,12 +293,7 @@ class TwoNetMethod(Method):
         """τ and where it came from: ("hparam") or the run's noise rate source."""
         if self.hp.forget_rate is not None:
             return float(self.hp.forget_rate), "hparam"
-        if self.ctx.noise_rate is None:
-            raise ConfigError(
-                f"method {self.name!r} needs a forget rate: set assumed_noise_rate for real-world "
-                "data, or the hyperparameter forget_rate"
-            )
-        tau = self.hp.forget_rate_scale * self.ctx.noise_rate
+        tau = self.hp.forget_rate_scale * self.noise_rate()
         if not 0.0 <= tau < 1.0:
             raise ConfigError(
                 f"forget rate τ = forget_rate_scale·noise_rate = {tau:g} must be in [0, 1)"
