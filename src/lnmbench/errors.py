@@ -18,3 +18,11 @@ class DatasetError(LnmbenchError):
 
 class ConfigError(LnmbenchError, ValueError):
     """A configuration value is invalid."""
+
+
+class RunFailedError(LnmbenchError):
+    """A run failed after its folder was made; the traceback is in its ``failed.txt``."""
+
+
+class RunBusyError(LnmbenchError):
+    """Another process holds the run lock of the run folder (it is training that run now)."""

@@ -186,8 +186,13 @@ def grid(
     except LnmbenchError as exc:
         fail(exc)
     console.print(
-        f"grid {grid_spec.name!r}: {report.already_done + report.done}/{report.total} runs done "
-        f"({report.done} now, in {format_duration(report.elapsed_s)}); {len(report.failed)} failed",
+        f"grid {grid_spec.name!r}: {report.done_at_end}/{report.total} runs done "
+        f"({report.done} now, in {format_duration(report.elapsed_s)}); {len(report.failed)} failed"
+        + (
+            f"; {report.running_at_end} still running in another process"
+            if report.running_at_end
+            else ""
+        ),
         highlight=False,
     )
     if report.failed:

@@ -73,7 +73,9 @@ def noise(
     """Generate (or load from cache) noisy labels; print realised rate, per-class flips and T."""
     import numpy as np
 
-    from lnmbench.data import default_data_dir, load_dataset
+    from lnmbench.data import default_data_dir, is_path_like, load_dataset
+    from lnmbench.data.digest import dataset_digest
+    from lnmbench.experiment.run import noise_cache_key
     from lnmbench.noise import NOISE, accepted_params, noise_splits, plot_transition, report_table
 
     if list_:
@@ -103,7 +105,9 @@ def noise(
             seed,
             params,
             cache_dir=(data_dir or default_data_dir()) / "noise_cache",
-            cache_key={"dataset": ds.info.name, "size": size},
+            cache_key=noise_cache_key(
+                ds.info.name, size, dataset_digest(dataset) if is_path_like(dataset) else None
+            ),
             what=dataset,
         )
         for s in splits:

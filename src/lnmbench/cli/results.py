@@ -35,6 +35,7 @@ def results(
         apply_filters,
         mean_std_over_seeds,
         parse_filters,
+        remove_stale_temporaries,
         results_table,
         write_results,
     )
@@ -42,6 +43,7 @@ def results(
     metrics = ("headline", "test_acc_best_val", "test_acc_final", "macro_f1_last5", "ece_last5")
     written = []
     try:
+        remove_stale_temporaries(root)
         full = results_table(root)
         df = apply_filters(full, parse_filters(filter_ or []))
         try:

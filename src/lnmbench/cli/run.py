@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,26 @@ from rich.table import Table
 from lnmbench.cli.console import console, fail, pct
 from lnmbench.cli.values import parse_set
 from lnmbench.errors import LnmbenchError
+
+
+def check_out_root(out: Path) -> None:
+    """``--out`` must be a folder (or not exist yet) that this process can write into."""
+    if out.exists() and not out.is_dir():
+        raise LnmbenchError(f"--out {out} is a file, not a folder of run folders")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not probe.is_dir():
+        raise LnmbenchError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LnmbenchError(f"--out {out}: cannot write into {probe} (permission denied)")
+
+
+def file_system_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which path, and that the run resumes."""
+    where = f" at {exc.filename}" if exc.filename else ""
+    return (
+        f"file system error{where}: {exc.strerror or exc}; fix it (free space, permissions) "
+        "and run the same command again: the run resumes from its last checkpoint"
+    )
 
 
 def print_summary(summary: dict[str, Any], folder: str) -> None:
@@ -87,13 +108,16 @@ def run(
     out: Annotated[Path, typer.Option(help="root folder of run folders")] = Path("runs"),
     keep_checkpoint: Annotated[bool, typer.Option(help="keep checkpoint.pt after the run")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="if another process is running this run, wait for it to finish")
+    ] = False,
 ) -> None:
     """Train one method on one dataset and noise setting; print the summary.
 
     With no options: ce on the bundled demo dataset, symmetric noise 0.4, fast preset.
     """
     from lnmbench.experiment.config import load_config_file, resolve_config
-    from lnmbench.experiment.run import run_one
+    from lnmbench.experiment.run import run_exclusive
 
     try:
         user: dict[str, Any] = load_config_file(config) if config else {}
@@ -123,8 +147,11 @@ def run(
             user["keep_checkpoint"] = True
         user["progress"] = progress and sys.stderr.isatty()
         cfg = resolve_config(user, where=str(config) if config else "command line")
+        check_out_root(out)
         console.print(f"run folder: {out / cfg.run_name()}", highlight=False)
-        summary = run_one(cfg, out)
+        summary = run_exclusive(cfg, out, wait=wait)
     except LnmbenchError as exc:
         fail(exc)
+    except OSError as exc:  # disk full, read-only folder, ...: the run resumes once fixed
+        fail(file_system_error(exc))
     print_summary(summary, str(out / cfg.run_name()))

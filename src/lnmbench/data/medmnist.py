@@ -103,6 +103,19 @@ def fetch(name: str, size: int, data_dir: Path, download: bool = True) -> Path:
     return path
 
 
+def check_label_range(splits: dict[str, ArraySplit], num_classes: int, where: str) -> None:
+    """Refuse labels outside [0, C): names the split, the label value and how many rows hold it."""
+    for s, part in splits.items():
+        values, counts = np.unique(part.labels.numpy(), return_counts=True)
+        bad = [(int(v), int(n)) for v, n in zip(values, counts, strict=True) if v >= num_classes]
+        if bad:
+            listed = ", ".join(f"label {v} in {n} row(s)" for v, n in bad)
+            raise DatasetError(
+                f"{where}: {s}_labels holds {listed}, outside the {num_classes} classes "
+                f"0..{num_classes - 1}"
+            )
+
+
 def load_npz_splits(path: Path) -> tuple[dict[str, ArraySplit], int]:
     """Read a MedMNIST-layout .npz into splits; returns (splits, number of classes inferred)."""
     try:
@@ -126,6 +139,12 @@ def load_npz_splits(path: Path) -> tuple[dict[str, ArraySplit], int]:
         if len(images) != len(labels[s]):
             raise DatasetError(f"{path}: {s} has {len(images)} images but {len(labels[s])} labels")
         splits[s] = ArraySplit(images, torch.from_numpy(labels[s]))
+    empty = [s for s in SPLITS if len(labels[s]) == 0]
+    if empty:
+        raise DatasetError(
+            f"{path}: the {', '.join(empty)} split(s) have no rows; every split (train, val, "
+            "test) needs at least one image"
+        )
     num_classes = int(max(v.max() for v in labels.values() if v.size)) + 1
     shapes = {s: tuple(splits[s].images.shape[1:]) for s in SPLITS}
     if len(set(shapes.values())) != 1:
@@ -151,9 +170,7 @@ def _make_entry(name: str, record: dict) -> DatasetEntry:
         path = fetch(name, size, data_dir, download)
         splits, inferred = load_npz_splits(path)
         if inferred > info.num_classes:
-            raise DatasetError(
-                f"{path}: label {inferred - 1} outside the {info.num_classes} classes of {name}"
-            )
+            check_label_range(splits, info.num_classes, f"{path} ({name})")
         return Dataset(info, splits, {"path": str(path)})
 
     def local_path(data_dir: Path, size: int) -> Path:

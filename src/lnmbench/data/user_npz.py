@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lnmbench.data.medmnist import load_npz_splits
+from lnmbench.data.medmnist import check_label_range, load_npz_splits
+from lnmbench.data.prepared_cache import MANIFEST
 from lnmbench.data.splits import Dataset, DatasetInfo
 from lnmbench.errors import DatasetError
 
@@ -22,10 +23,17 @@ def load_user_npz(path: Path, num_classes: int | None = None) -> Dataset:
             f"dataset file {path} does not exist; give the path of an .npz with train_images, "
             "train_labels, val_images, val_labels, test_images, test_labels"
         )
+    if path.is_dir():
+        raise DatasetError(
+            f"{path} is a folder without {MANIFEST}: not a prepared cache (or its preparation "
+            "did not finish: run `lnmbench prepare ... --force` again); --dataset takes a "
+            "registered name, a MedMNIST-layout .npz or a prepared cache folder"
+        )
     splits, inferred = load_npz_splits(path)
-    c = num_classes or inferred
+    # the classes are those of the training split: a label of val or test beyond them is an error
+    c = num_classes or int(splits["train"].labels.max()) + 1
     if inferred > c:
-        raise DatasetError(f"{path}: label {inferred - 1} is outside the {c} classes given")
+        check_label_range(splits, c, str(path))
     train_counts = np.bincount(splits["train"].labels.numpy(), minlength=c)
     if c < 2:
         raise DatasetError(f"{path}: found {c} class; classification needs at least 2")

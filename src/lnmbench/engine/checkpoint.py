@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import warnings
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,10 @@ import torch
 from lnmbench.atomic_files import atomic_write
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.methods.base import Method
+
+
+class CorruptCheckpointWarning(UserWarning):
+    """A run's checkpoint could not be read; the run restarts from epoch 0."""
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -46,10 +52,28 @@ def save_checkpoint(
 def load_checkpoint(
     folder: RunFolder, method: Method, generators: dict[str, torch.Generator]
 ) -> int:
-    """Restore the run from its checkpoint; returns the next epoch to train (0 if none)."""
+    """Restore the run from its checkpoint; returns the next epoch to train (0 if none).
+
+    A checkpoint that cannot be read (cut short, corrupted) is moved aside to
+    ``checkpoint.pt.corrupt`` with a warning, and the run restarts from epoch 0.
+    """
     if not folder.checkpoint.exists():
         return 0
-    state = torch.load(folder.checkpoint, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(folder.checkpoint, map_location="cpu", weights_only=False)
+        if not isinstance(state, dict) or not {"epoch", "method", "rng"} <= set(state):
+            raise ValueError("not an lnmbench checkpoint")
+    except Exception as exc:
+        aside = folder.checkpoint.with_name(folder.checkpoint.name + ".corrupt")
+        os.replace(folder.checkpoint, aside)
+        warnings.warn(
+            f"{folder.checkpoint} is unreadable ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); moved to {aside.name}, the run restarts "
+            "from epoch 0",
+            CorruptCheckpointWarning,
+            stacklevel=2,
+        )
+        return 0
     method.load_state_dict(state["method"])
     set_rng_state(state["rng"], generators)
     return int(state["epoch"]) + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,31 @@ class RunFolder:
 
     def is_done(self) -> bool:
         return self.summary.exists()
+
+    def read_config(self) -> dict[str, Any]:
+        """``config.yaml`` as a dict ({} when absent or unreadable)."""
+        try:
+            data = yaml.safe_load(self.config.read_text())
+        except (OSError, yaml.YAMLError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write_failure(self, text: str, worker: str) -> None:
+        """``failed.txt``: a header (when, where) and the traceback ``text``."""
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        header = f"run {self.path.name} failed at {stamp} on {worker}\n\n"
+        atomic_write_text(self.failed, header + text.rstrip() + "\n")
+
+    def remove_leftovers(self, keep_checkpoint: bool) -> list[Path]:
+        """Remove what killed writers leave behind (``.NAME.XXXX.tmp`` files of the atomic
+        writer) and, in a finished run, a checkpoint that was not to be kept. Call it only while
+        no other process writes into the folder (holding the run lock, or on a done run)."""
+        gone = [p for p in self.path.glob(".*.tmp") if p.is_file()]
+        if self.is_done() and not keep_checkpoint and self.checkpoint.exists():
+            gone.append(self.checkpoint)
+        for p in gone:
+            p.unlink(missing_ok=True)
+        return gone
 
     def write_config(self, cfg: dict[str, Any]) -> None:
         atomic_write_text(self.config, yaml.safe_dump(cfg, sort_keys=False))

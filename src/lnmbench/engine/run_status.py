@@ -12,6 +12,7 @@ runs read as interrupted).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,27 +30,46 @@ STATUSES: tuple[RunStatus, ...] = ("done", "failed", "running", "interrupted", "
 LOCK_NAME = ".running.lock"
 
 
+def worker_label(device: str | None = None) -> str:
+    """``host:pid`` of this process, with the device when one is pinned."""
+    label = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{label} ({device})" if device else label
+
+
 @contextmanager
-def run_lock(folder: str | Path) -> Iterator[bool]:
+def run_lock(folder: str | Path, wait: bool = False, holder: str | None = None) -> Iterator[bool]:
     """Hold the run lock of ``folder`` (created if needed) while the block runs.
 
-    Yields True when this process got it, False when another process holds it.
+    Yields True when this process got it, False when another process holds it (with ``wait``,
+    blocks until it is free instead). The holder (``host:pid``) is written into the lock file
+    for :func:`lock_holder`.
     """
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield True
         return
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (holder or worker_label()).encode(), 0)
         yield True
     finally:
         os.close(fd)  # releases the lock
+
+
+def lock_holder(folder: str | Path) -> str | None:
+    """Who holds (or last held) the run lock of ``folder``: ``host:pid``, or None."""
+    try:
+        text = (Path(folder) / LOCK_NAME).read_text().strip()
+    except OSError:
+        return None
+    return text or None
 
 
 def is_locked(folder: str | Path) -> bool:

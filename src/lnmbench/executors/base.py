@@ -108,6 +108,8 @@ class Executor(ABC):
             raise ConfigError(
                 f"{flags} not used by the {self.name} executor; it takes: {own or 'no options'}"
             )
+        if options.max_retries is not None and options.max_retries < 0:
+            raise ConfigError(f"--max-retries must be >= 0, got {options.max_retries}")
         self.options = options
 
     @property

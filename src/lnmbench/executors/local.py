@@ -65,7 +65,8 @@ class LocalExecutor(Executor):
     def __init__(self, options: ExecutorOptions) -> None:
         super().__init__(options)
         self.devices = list(options.devices) if options.devices else None
-        self.workers = options.workers or (len(self.devices) if self.devices else 1)
+        default = len(self.devices) if self.devices else 1
+        self.workers = options.workers if options.workers is not None else default
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         self.threads = options.threads_per_worker

@@ -27,7 +27,7 @@ class NoiseConfig(BaseModel):
 
     name: str = "symmetric"
     rate: float = 0.4
-    seed: int | None = None  # noise seed; defaults to the run seed
+    seed: int | None = Field(None, ge=0, lt=2**32)  # noise seed; defaults to the run seed
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("rate")
@@ -45,9 +45,12 @@ class RunConfig(BaseModel):
 
     method: str = "ce"
     dataset: str = "demo"
-    size: int = 28
+    # sha256 of a dataset given by path (its .npz, or a prepared cache's manifest): set by
+    # resolve_config, so that a file replaced at the same path gives a new run folder
+    dataset_digest: str | None = None
+    size: int = Field(28, ge=1)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     model: str = "cnn"
     pretrained: bool = False
     epochs: int = Field(20, ge=1)
@@ -57,7 +60,7 @@ class RunConfig(BaseModel):
     assumed_noise_rate: float | None = None
     preset: str = "fast"
     protocol: Literal["reference", "uniform"] = "uniform"
-    eval_batch_size: int = 1024
+    eval_batch_size: int = Field(1024, ge=1)
     amp: bool = True
     deterministic: bool = True
     device: str = "auto"
@@ -65,9 +68,18 @@ class RunConfig(BaseModel):
     keep_checkpoint: bool = False
     progress: bool = True
 
+    @field_validator("assumed_noise_rate")
+    @classmethod
+    def _assumed_rate_in_range(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 <= v < 1.0:
+            raise ValueError(f"assumed noise rate must be in [0, 1), got {v}")
+        return v
+
     def semantic_dict(self) -> dict[str, Any]:
-        """The fields that define the result (for the hash)."""
-        return self.model_dump(mode="json", exclude=set(NON_SEMANTIC))
+        """The fields that define the result (for the hash); a registered dataset has no
+        digest, and its hash is the one it had before digests existed."""
+        exclude = set(NON_SEMANTIC) | ({"dataset_digest"} if self.dataset_digest is None else set())
+        return self.model_dump(mode="json", exclude=exclude)
 
     def config_hash(self) -> str:
         text = json.dumps(self.semantic_dict(), sort_keys=True, separators=(",", ":"))
@@ -121,11 +133,17 @@ def load_preset(name: str) -> dict[str, Any]:
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    lines = [f"invalid configuration ({where}):"]
+    """One line: ``invalid configuration (WHERE): KEY=VALUE: problem; ...``."""
+    problems = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(root)"
-        lines.append(f"  {loc}: {err['msg']}")
-    return "\n".join(lines)
+        value = err.get("input")
+        shown = f"={value}" if err["loc"] and not isinstance(value, dict | list) else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        problems.append(f"{loc}{shown}: {msg[:1].lower() + msg[1:]}")
+    return f"invalid configuration ({where}): {'; '.join(problems)}"
 
 
 def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConfig:
@@ -134,6 +152,8 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     The returned config's ``hparams`` holds every hyperparameter of the method, so its hash
     changes with any of them.
     """
+    from lnmbench.data import is_path_like
+    from lnmbench.data.digest import dataset_digest
     from lnmbench.methods import METHODS
     from lnmbench.methods.hparams import hparams_dict, resolve_hparams
 
@@ -157,6 +177,9 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     update: dict[str, Any] = {"hparams": hparams_dict(hp)}
     if min_steps and "epochs" not in user:
         update["epochs"] = epochs_for_min_steps(cfg, int(min_steps), hp.batch_size)
+    if is_path_like(cfg.dataset):
+        data_dir = Path(cfg.data_dir) if cfg.data_dir else None
+        update["dataset_digest"] = dataset_digest(cfg.dataset, data_dir)
     return cfg.model_copy(update=update)
 
 
@@ -181,10 +204,16 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder, not a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping ({what}), got {type(data).__name__}")
     return data

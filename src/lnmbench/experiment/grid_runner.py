@@ -37,6 +37,8 @@ class GridRunReport:
     busy: int = 0
     failed: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    done_at_end: int | None = None  # runs done when the grid ended, by whichever process
+    running_at_end: int = 0  # runs another process was still running then
 
 
 def grid_statuses(plan: GridPlan, out_root: str | Path) -> dict[str, RunStatus]:
@@ -147,6 +149,7 @@ def run_grid(
     t0 = time.perf_counter()
     if not tasks:
         report.failed = [n for n, s in status.items() if s == "failed"]
+        report.done_at_end = report.already_done
         return report
     todo_names = {t.name for t in tasks}
     measured = measured_images_per_s(plan, done_wall_times(plan, out_root))
@@ -228,4 +231,6 @@ def run_grid(
     report.elapsed_s = time.perf_counter() - t0
     final = grid_statuses(plan, out_root)
     report.failed = [n for n, s in final.items() if s == "failed"]
+    report.done_at_end = sum(s == "done" for s in final.values())
+    report.running_at_end = sum(s == "running" for s in final.values())
     return report

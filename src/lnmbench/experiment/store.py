@@ -7,8 +7,10 @@ its status (done, failed, running, interrupted, pending) is read by ``engine.run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +263,23 @@ def results_table(root: str | Path, filters: Mapping[str, Any] | None = None) ->
     df = apply_filters(df, filters)
     keys = ["method", "dataset", "noise", "rate", "seed", "run"]
     return df.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+
+
+STALE_TMP_S = 600.0  # a temporary file this old has no live writer
+
+
+def remove_stale_temporaries(root: str | Path) -> list[Path]:
+    """Remove ``.results.parquet.*.tmp`` / ``.*.csv.*.tmp`` that a killed ``results`` left in
+    ``root`` (older than :data:`STALE_TMP_S`, so a concurrent writer's file is kept)."""
+    root = Path(root)
+    now = time.time()
+    gone = []
+    for p in root.glob(".*.tmp") if root.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if p.is_file() and now - p.stat().st_mtime > STALE_TMP_S:
+                p.unlink()
+                gone.append(p)
+    return gone
 
 
 def write_results(

@@ -9,26 +9,16 @@ from the executor as ``lost``; :func:`record_lost` turns it into a recorded fail
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lnmbench.atomic_files import atomic_write_text
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.engine.run_status import failure_message, run_lock
+from lnmbench.engine.run_status import failure_message, run_lock, worker_label
 from lnmbench.errors import ConfigError
 from lnmbench.executors.base import RunOutcome, RunTask
 from lnmbench.experiment import run as run_module
 from lnmbench.experiment.config import RunConfig
-
-
-def worker_label(device: str | None = None) -> str:
-    """``host:pid`` of this process, with the device when one is pinned."""
-    label = f"{socket.gethostname()}:{os.getpid()}"
-    return f"{label} ({device})" if device else label
 
 
 def record_failure(out_root: str | Path, task: RunTask, text: str, worker: str) -> None:
@@ -37,9 +27,7 @@ def record_failure(out_root: str | Path, task: RunTask, text: str, worker: str) 
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
         folder.write_config(task.config)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    header = f"run {task.name} failed at {stamp} on {worker}\n\n"
-    atomic_write_text(folder.failed, header + text.rstrip() + "\n")
+    folder.write_failure(text, worker)
 
 
 def execute_run(task: RunTask, device: str | None = None) -> RunOutcome:
@@ -51,7 +39,7 @@ def execute_run(task: RunTask, device: str | None = None) -> RunOutcome:
     """
     t0 = time.perf_counter()
     worker = worker_label(device)
-    with run_lock(Path(task.out_root) / task.name) as mine:
+    with run_lock(Path(task.out_root) / task.name, holder=worker) as mine:
         if not mine:
             return RunOutcome(
                 task.name, "busy", 0.0, error="another process is running it", worker=worker
