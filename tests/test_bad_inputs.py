@@ -274,7 +274,9 @@ def test_disk_full_while_writing_the_summary_is_one_line_and_resumes(npz, tmp_pa
     res = run_cli(["run", "--dataset", str(npz), *TINY, "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert (folder / "summary.json").exists() and not (folder / "failed.txt").exists()
-    assert [json.loads(x)["epoch"] for x in (folder / "metrics.jsonl").read_text().split()] == [0]
+    assert [
+        json.loads(x)["epoch"] for x in (folder / "metrics.jsonl").read_text().splitlines()
+    ] == [0]
 
 
 def test_a_failure_after_the_folder_exists_leaves_failed_txt(npz, tmp_path, monkeypatch):
@@ -391,7 +393,7 @@ def test_two_identical_runs_at_once_train_once(npz, tmp_path):
     codes = [p.returncode for p in procs]
     assert "Traceback" not in "".join(outputs)
     (folder,) = out.iterdir()
-    epochs = [json.loads(x)["epoch"] for x in (folder / "metrics.jsonl").read_text().split()]
+    epochs = [json.loads(x)["epoch"] for x in (folder / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [0, 1, 2]  # each epoch once
     assert 0 in codes, outputs
     for code, text in zip(codes, outputs, strict=True):
