@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("models",),
     ("data", "datasets_bundled"),
     ("metrics",),
-    ("errors", "registry", "atomic_files", "presets", "__init__"),
+    ("errors", "registry", "atomic_files", "progress", "presets", "__init__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

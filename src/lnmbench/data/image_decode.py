@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps
 
+from lnmbench.progress import eta_progress
+
 RESIZE_MODES = ("crop", "pad", "stretch")
 
 ResizeMode = Literal["crop", "pad", "stretch"]
@@ -124,25 +126,7 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield lambda n, split: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("[bold]decoding {task.fields[split]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
+    bar = eta_progress("[bold]decoding {task.fields[split]}", "{task.fields[rate]}")
     task = bar.add_task("decode", total=total, split="", rate="")
     t0 = time.perf_counter()
     done = 0

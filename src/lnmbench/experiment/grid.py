@@ -11,7 +11,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from lnmbench.errors import ConfigError, LnmbenchError
 from lnmbench.experiment.config import RunConfig, deep_merge, resolve_config
@@ -67,14 +67,7 @@ ProblemKind = Literal[
     "invalid",
 ]
 # unregistered names and absent data: --skip-unknown leaves these cells out; "invalid" never
-SKIPPABLE: tuple[ProblemKind, ...] = (
-    "unknown method",
-    "unknown dataset",
-    "unknown noise",
-    "unknown model",
-    "missing file",
-    "missing data",
-)
+SKIPPABLE: tuple[ProblemKind, ...] = tuple(k for k in get_args(ProblemKind) if k != "invalid")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from lnmbench.experiment.summary import summarize
 from lnmbench.methods import METHODS, Method, RunContext
 from lnmbench.methods.hparams import resolve_hparams
 from lnmbench.noise import NoisyLabels, noise_splits
+from lnmbench.progress import eta_progress
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -371,26 +372,8 @@ class _progress:
     """A rich progress bar over all steps of the run, with ETA."""
 
     def __init__(self, cfg: RunConfig, method: Any, n: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.steps_per_epoch = max(1, -(-n // method.hp.batch_size))
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epoch {task.fields[epoch]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            transient=True,
-        )
+        self.bar = eta_progress("[bold]{task.description}", "epoch {task.fields[epoch]}")
         self.bar.start()
         self.task = self.bar.add_task(
             f"{cfg.method} on {cfg.dataset}", total=cfg.epochs * self.steps_per_epoch, epoch=0

@@ -278,36 +278,13 @@ def _load_cached(path: Path, key_json: str, config: dict) -> CrossFit | None:
 
 
 def reference_logits(
-    images: np.ndarray,
-    labels: np.ndarray,
-    num_classes: int,
-    *,
-    seed: int,
-    folds: int = 5,
-    model: str = "cnn",
-    epochs: int = 8,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    device: str = "cpu",
-    cache_dir: Path | str | None = None,
+    images: np.ndarray, labels: np.ndarray, num_classes: int, *, seed: int, **settings: Any
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Out-of-fold reference logits: (oof_logits (N, C) float32, oof_accuracy, confusion (C, C)).
 
     See :func:`cross_fit` (which also scores held-out images for validation-split noising).
     """
-    fit = cross_fit(
-        images,
-        labels,
-        num_classes,
-        seed=seed,
-        folds=folds,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        device=device,
-        cache_dir=cache_dir,
-    )
+    fit = cross_fit(images, labels, num_classes, seed=seed, **settings)
     return fit.oof_logits, fit.oof_accuracy, fit.confusion
 
 
