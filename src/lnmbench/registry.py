@@ -28,6 +28,15 @@ class Registry(Generic[T]):
 
         return deco
 
+    def register_named(self, name: str) -> Callable[[T], T]:
+        """Class decorator: set the class's ``name`` attribute and register it as ``name``."""
+
+        def deco(cls: T) -> T:
+            cls.name = name  # type: ignore[attr-defined]
+            return self.register(name)(cls)
+
+        return deco
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

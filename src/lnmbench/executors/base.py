@@ -136,13 +136,7 @@ EXECUTORS: Registry[type[Executor]] = Registry("executor")
 
 def register_executor(name: str):
     """Class decorator: register an executor under ``name``."""
-
-    def deco(cls: type[Executor]) -> type[Executor]:
-        cls.name = name
-        EXECUTORS.register(name)(cls)
-        return cls
-
-    return deco
+    return EXECUTORS.register_named(name)
 
 
 def create_executor(name: str, options: ExecutorOptions | None = None) -> Executor:

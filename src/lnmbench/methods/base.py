@@ -307,10 +307,4 @@ METHODS: Registry[type[Method]] = Registry("method")
 
 def register_method(name: str):
     """Class decorator: register a Method subclass under ``name``."""
-
-    def deco(cls: type[Method]) -> type[Method]:
-        cls.name = name
-        METHODS.register(name)(cls)
-        return cls
-
-    return deco
+    return METHODS.register_named(name)
