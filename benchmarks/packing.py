@@ -48,7 +48,7 @@ def measure(n: int, epochs: int, device: str, out: Path) -> dict[str, float]:
     """Run ``n`` runs at once; steady-state throughput from their epochs 1 … E−1."""
     from lnmbench.engine.run_folder import RunFolder
     from lnmbench.experiment.config import resolve_config
-    from lnmbench.experiment.grid import CostSettings, run_cost
+    from lnmbench.experiment.grid_cost import CostSettings, run_cost
 
     threads = max(1, (os.cpu_count() or 1) // n) if device == "cpu" else 1
     t0 = time.perf_counter()
@@ -77,7 +77,9 @@ def measure(n: int, epochs: int, device: str, out: Path) -> dict[str, float]:
 
 def grid_hours(image_passes_per_s: float) -> tuple[int, float]:
     """(runs, hours) of ``grids/lnmbench-fast.yaml`` at the given packed throughput."""
-    from lnmbench.experiment.grid import estimate_seconds, expand_grid, load_grid_spec
+    from lnmbench.experiment.grid import expand_grid
+    from lnmbench.experiment.grid_cost import estimate_seconds
+    from lnmbench.experiment.grid_spec import load_grid_spec
 
     spec = load_grid_spec(GRID)
     plan = expand_grid(spec)
