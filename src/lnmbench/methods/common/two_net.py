@@ -4,7 +4,9 @@ Two networks (net 1 built first, then net 2, from the seeded RNG), the family's 
 (linear LR decay from e_d with β₁ 0.9 → 0.1), the forget-rate schedule R(e), small-loss
 selection, the cross update (net 1 learns from net 2's selection and vice versa), and the per-epoch
 selected / seen sets and clean-ness scores that the engine turns into selection precision, recall
-and detection AUROC.
+and detection AUROC. This module holds the hyperparameters and the base method; the schedules are
+in ``forget_schedule``, the selection in ``small_loss``, the bookkeeping in ``selection_tracker``
+(re-exported here, the family's one import).
 
 Epoch counts (e_d, T_k, Co-teaching+'s e_init) are given at the reference length ``ref_epochs``
 (50) and scaled to the run's epochs like the milestones of ``hparams.py``: at 20 epochs e_d = 8,
@@ -13,17 +15,29 @@ T_k = 4, e_init = 2; at 50 epochs they are the reference values 20, 10, 5.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lnmbench.errors import ConfigError
 from lnmbench.methods.base import Method, Selection
+from lnmbench.methods.common.forget_schedule import (
+    LinearDecayBeta1Schedule,
+    beta1_at,
+    forget_rate_at,
+    lr_factor_at,
+)
+from lnmbench.methods.common.selection_tracker import SelectionTracker
+from lnmbench.methods.common.small_loss import (
+    CrossSelection,
+    cross_select,
+    num_kept,
+    remember_count,
+    small_loss_indices,
+)
 from lnmbench.methods.hparams import (
     NonNegativeFloat,
     NonNegativeInt,
@@ -35,7 +49,6 @@ from lnmbench.methods.hparams import (
 )
 
 SCHEDULES = ("linear_decay", "multistep", "constant", "cosine")
-_FLOOR_TOLERANCE = 1e-9  # ⌊(1 − R)·B⌋ must not lose a sample to float rounding (0.3·10 = 2.999…)
 
 
 @dataclass
@@ -60,179 +73,6 @@ class TwoNetHparams(TrainHparams):
     forget_ramp_epochs: PositiveInt = 10
     forget_exponent: PositiveFloat = 1.0
     start_epoch: Literal[0, 1] = 0  # 0: R(0) = 0; 1: the reference schedule
-
-
-# ----- schedules ---------------------------------------------------------------------------
-def forget_rate_at(
-    epoch: int, tau: float, ramp_epochs: int, exponent: float = 1.0, start_epoch: int = 0
-) -> float:
-    """R(e) = τ·min(e/(T_k − 1), 1)^c evaluated at e = ``epoch`` + ``start_epoch``.
-
-    T_k = ``ramp_epochs`` (T_k = 1: τ from the start). τ = 0.5, T_k = 10: R(0) = 0, R(3) = 1/6,
-    R(9) = R(20) = 0.5.
-    """
-    e = epoch + start_epoch
-    progress = 1.0 if ramp_epochs <= 1 else min(e / (ramp_epochs - 1), 1.0)
-    return tau * progress**exponent
-
-
-def lr_factor_at(epoch: int, epochs: int, decay_start: int) -> float:
-    """1 for e < e_d, then (E − e)/(E − e_d): linear decay to 1/(E − e_d) at the last epoch."""
-    if epoch < decay_start or decay_start >= epochs:
-        return 1.0
-    return (epochs - epoch) / (epochs - decay_start)
-
-
-def beta1_at(epoch: int, decay_start: int, beta1: float = 0.9, beta1_decayed: float = 0.1) -> float:
-    """Adam's β₁: ``beta1`` before e_d, ``beta1_decayed`` from e_d on."""
-    return beta1 if epoch < decay_start else beta1_decayed
-
-
-class LinearDecayBeta1Schedule:
-    """Per-epoch schedule of the Co-teaching family on an (Adam) optimiser.
-
-    Epoch e uses lr·``lr_factor_at(e)`` and β₁ = ``beta1_at(e)`` (β₂ unchanged). ``step()`` after
-    each epoch, like a torch LR scheduler; ``state_dict`` / ``load_state_dict`` for resume.
-    """
-
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        epochs: int,
-        decay_start: int,
-        beta1: float = 0.9,
-        beta1_decayed: float = 0.1,
-    ) -> None:
-        self.optimizer = optimizer
-        self.epochs = epochs
-        self.decay_start = decay_start
-        self.beta1 = beta1
-        self.beta1_decayed = beta1_decayed
-        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        self.last_epoch = 0
-        self._apply()
-
-    def _apply(self) -> None:
-        e = self.last_epoch
-        factor = lr_factor_at(e, self.epochs, self.decay_start)
-        b1 = beta1_at(e, self.decay_start, self.beta1, self.beta1_decayed)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base * factor
-            if "betas" in group:
-                group["betas"] = (b1, group["betas"][1])
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        self._apply()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.last_epoch = int(state["last_epoch"])
-        self.base_lrs = [float(v) for v in state["base_lrs"]]
-        self._apply()
-
-
-# ----- selection ---------------------------------------------------------------------------
-def num_kept(n: int, forget_rate: float) -> int:
-    """⌊(1 − R)·n⌋ (may be 0)."""
-    return max(0, math.floor((1.0 - forget_rate) * n + _FLOOR_TOLERANCE))
-
-
-def remember_count(n: int, forget_rate: float) -> int:
-    """The family's remember count r = max(1, ⌊(1 − R)·n⌋)."""
-    return max(1, num_kept(n, forget_rate))
-
-
-def small_loss_indices(losses: torch.Tensor, count: int) -> torch.Tensor:
-    """Positions (count,) long of the ``count`` smallest entries of ``losses`` (B,), ascending.
-
-    Ties are broken by position (stable sort), so the result is deterministic.
-    """
-    return torch.argsort(losses.detach(), stable=True)[:count]
-
-
-@dataclass
-class CrossSelection:
-    """One cross update: ``selected1`` / ``selected2`` (r,) are the positions net 1 / net 2
-    selected; ``loss1`` = mean of net 1's losses on net 2's selection, ``loss2`` vice versa."""
-
-    selected1: torch.Tensor
-    selected2: torch.Tensor
-    loss1: torch.Tensor
-    loss2: torch.Tensor
-
-
-def cross_select(loss1: torch.Tensor, loss2: torch.Tensor, count: int) -> CrossSelection:
-    """Small-loss selection per net and the cross losses: L₁ = mean_{S₂} ℓ₁, L₂ = mean_{S₁} ℓ₂.
-
-    loss1, loss2: per-sample losses (B,) of net 1 / net 2 (with their graphs); count: r.
-    """
-    sel1 = small_loss_indices(loss1, count)
-    sel2 = small_loss_indices(loss2, count)
-    return CrossSelection(sel1, sel2, loss1[sel2].mean(), loss2[sel1].mean())
-
-
-# ----- per-epoch selection bookkeeping -------------------------------------------------------
-class SelectionTracker:
-    """Selected sets S (one per name) and the seen set over N samples for the current epoch.
-
-    Sets are (N,) bool on the device, reset at each epoch start; scores (N,) float keep each
-    sample's latest training-time clean-ness score (so that a sample left out of an epoch still
-    has a finite score) and are checkpointed.
-    """
-
-    def __init__(self, names: tuple[str, ...], num_samples: int, device: torch.device) -> None:
-        self.names = names
-        self.seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
-        self.selected = {k: torch.zeros_like(self.seen) for k in names}
-        self.scores = {k: torch.zeros(num_samples, device=device) for k in names}
-
-    def start_epoch(self) -> None:
-        self.seen.zero_()
-        for sel in self.selected.values():
-            sel.zero_()
-
-    def record(self, index: torch.Tensor, selected: dict[str, torch.Tensor]) -> None:
-        """Mark ``index`` (B,) seen and ``index[selected[name]]`` selected for each name."""
-        self.seen[index] = True
-        for name, positions in selected.items():
-            self.selected[name][index[positions]] = True
-
-    def record_scores(self, index: torch.Tensor, scores: dict[str, torch.Tensor]) -> None:
-        """Store clean-ness scores (B,) (higher = more likely clean) of the samples ``index``."""
-        for name, s in scores.items():
-            self.scores[name][index] = s.detach().float()
-
-    def selections(self) -> dict[str, Selection]:
-        seen = self.seen.cpu().numpy()
-        return {
-            k: Selection(
-                selected=self.selected[k].cpu().numpy(),
-                seen=seen,
-                score=self.scores[k].cpu().numpy().astype(np.float64),
-            )
-            for k in self.names
-        }
-
-    def sizes(self) -> dict[str, int]:
-        """|S| per name."""
-        return {k: int(v.sum()) for k, v in self.selected.items()}
-
-    def sizes_per_class(self, noisy_labels: torch.Tensor, num_classes: int) -> dict[str, list[int]]:
-        """|S ∩ {ỹ = c}| per name, a list of C counts; noisy_labels (N,) long."""
-        return {
-            k: torch.bincount(noisy_labels[v], minlength=num_classes).tolist()
-            for k, v in self.selected.items()
-        }
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.cpu() for k, v in self.scores.items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for k, v in state.items():
-            self.scores[k].copy_(v.to(self.scores[k].device))
 
 
 # ----- the base method ---------------------------------------------------------------------
