@@ -84,14 +84,14 @@ def evict(paths: list[Path]) -> bool:
 
 def data_rate(images: torch.Tensor, device: torch.device, batch: int, steps: int) -> float:
     """Images/s of gather + "dr" augmentation through TrainView (random batches)."""
+    from lnmbench.engine.image_transform import ImageTransform
     from lnmbench.engine.train_view import TrainView
 
     n = len(images)
     view = TrainView(
         images,
         torch.zeros(n, dtype=torch.long, device=device),
-        mean=[0.5] * images.shape[1],
-        std=[0.25] * images.shape[1],
+        transform=ImageTransform.of([0.5] * images.shape[1], [0.25] * images.shape[1]),
         train_augment="dr",
         generator=torch.Generator(device=device).manual_seed(0),
         device=device,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -463,3 +464,22 @@ def test_one_channel_strong_view():
     v = unnormalise(y, (0.5,), (0.5,))
     assert v.min() >= 0 and v.max() <= 1
     assert not math.isclose(float(v.std()), 0.0)
+
+
+def test_image_transform_is_the_eval_transform_of_the_train_view():
+    from lnmbench.engine.image_transform import ImageTransform
+    from lnmbench.engine.train_view import TrainView
+
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator())
+    t = ImageTransform.of(np.array([0.5, 0.4, 0.3]), [0.25] * 3, out_size=6)
+    view = TrainView(
+        x,
+        torch.zeros(4, dtype=torch.long),
+        transform=t,
+        train_augment="none",
+        generator=torch.Generator(),
+    )
+    expected = to_float_normalised(x, [0.5, 0.4, 0.3], [0.25] * 3, 6)
+    assert t(x).shape == (4, 3, 6, 6)
+    assert torch.equal(t(x), expected) and torch.equal(view.eval_view(torch.arange(4)), expected)
+    assert not ImageTransform.of([0.5] * 3, [0.25] * 3, channels_last=True)(x).is_contiguous()

@@ -13,6 +13,7 @@ from scipy.special import betaincinv
 from torch import nn
 
 from conftest import Interrupt, interrupt_train_step, method_context, run_config
+from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.engine.train_view import TrainView
 from lnmbench.errors import ConfigError
@@ -54,8 +55,7 @@ def _method(cls, labels: np.ndarray, num_classes: int = 3, **hparams):
     view = TrainView(
         images,
         torch.as_tensor(labels, dtype=torch.long),
-        mean=[0.5] * 3,
-        std=[0.25] * 3,
+        transform=ImageTransform.of([0.5] * 3, [0.25] * 3),
         train_augment="standard",
         generator=torch.Generator().manual_seed(1),
     )

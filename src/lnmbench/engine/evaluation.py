@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lnmbench.data.augment import to_float_normalised
+from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.methods.base import Method
 from lnmbench.metrics import classification_report
 
@@ -19,11 +19,8 @@ def predict_split(
     method: Method,
     images: torch.Tensor,
     *,
-    mean: Sequence[float],
-    std: Sequence[float],
-    out_size: int | None,
+    transform: ImageTransform,
     batch_size: int,
-    channels_last: bool = False,
     device: torch.device | None = None,
 ) -> dict[str, np.ndarray]:
     """Softmax probabilities (N, C) float64 per head for uint8 ``images`` (N, C, H, W).
@@ -35,10 +32,7 @@ def predict_split(
     chunks: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size].to(device, non_blocking=True)
-        x = to_float_normalised(chunk, mean, std, out_size)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        for head, logits in method.predict(x).items():
+        for head, logits in method.predict(transform(chunk)).items():
             chunks.setdefault(head, []).append(logits.float().softmax(1).cpu())
     return {h: torch.cat(v).double().numpy() for h, v in chunks.items()}
 

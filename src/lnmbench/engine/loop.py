@@ -17,6 +17,7 @@ from lnmbench.engine.evaluation import (
     headline_value,
     predict_split,
 )
+from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.engine.train_view import TrainView
 from lnmbench.methods.base import Batch, Method
@@ -44,10 +45,7 @@ class LoopSettings:
     num_classes: int
     ordinal: bool
     eval_batch_size: int
-    mean: list[float]
-    std: list[float]
-    out_size: int | None
-    channels_last: bool
+    transform: ImageTransform
     keep_checkpoint: bool
 
 
@@ -122,14 +120,7 @@ def fit(
     rows = [r for r in folder.read_metrics() if r.get("epoch", -1) < start]
     folder.rewrite_metrics(rows)
     noisy_train = train.noisy_labels.cpu().numpy()
-    eval_kw = dict(
-        mean=settings.mean,
-        std=settings.std,
-        out_size=settings.out_size,
-        batch_size=settings.eval_batch_size,
-        channels_last=settings.channels_last,
-        device=device,
-    )
+    eval_kw = dict(transform=settings.transform, batch_size=settings.eval_batch_size, device=device)
     for epoch in range(start, settings.epochs):
         t0 = time.perf_counter()
         method.train_mode()

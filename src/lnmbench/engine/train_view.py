@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 
-from lnmbench.data.augment import DeviceAugment, get_spec, to_float_normalised
+from lnmbench.data.augment import DeviceAugment, get_spec
+from lnmbench.engine.image_transform import ImageTransform
 
 
 class TrainView:
@@ -26,35 +27,28 @@ class TrainView:
         images: torch.Tensor,
         noisy_labels: torch.Tensor,
         *,
-        mean: Sequence[float],
-        std: Sequence[float],
+        transform: ImageTransform,
         train_augment: str,
         generator: torch.Generator,
-        out_size: int | None = None,
-        channels_last: bool = False,
         device: torch.device | None = None,
     ) -> None:
         self.images = images
         self.device = device or images.device
         self.noisy_labels = noisy_labels
         self.num_samples = len(noisy_labels)
-        self.mean, self.std = list(mean), list(std)
-        self.out_size = out_size
+        self.transform = transform
         self.generator = generator
         self.train_augment = train_augment
-        self.channels_last = channels_last
         self._augmenters: dict[str, DeviceAugment] = {}
 
     def _augmenter(self, kind: str) -> DeviceAugment:
         name = self.train_augment if kind == "train" else kind
         if name not in self._augmenters:
+            t = self.transform
             self._augmenters[name] = DeviceAugment(
-                get_spec(name), self.mean, self.std, self.out_size
+                get_spec(name), list(t.mean), list(t.std), t.out_size
             )
         return self._augmenters[name]
-
-    def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def gather(self, index: torch.Tensor) -> torch.Tensor:
         """uint8 images (B, C, H, W) of ``index`` (B,), on the training device."""
@@ -63,12 +57,11 @@ class TrainView:
 
     def view(self, index: torch.Tensor, kind: str = "train") -> torch.Tensor:
         """Augmented float view (B, C, S, S) of the samples ``index`` (B,)."""
-        return self._layout(self._augmenter(kind)(self.gather(index), self.generator))
+        return self.transform.layout(self._augmenter(kind)(self.gather(index), self.generator))
 
     def eval_view(self, index: torch.Tensor) -> torch.Tensor:
         """Eval-transformed (normalised, resized) float images (B, C, S, S)."""
-        x = self.gather(index)
-        return self._layout(to_float_normalised(x, self.mean, self.std, self.out_size))
+        return self.transform(self.gather(index))
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(index (B,), eval-transformed images) over all N samples in order."""

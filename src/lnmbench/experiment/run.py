@@ -18,6 +18,7 @@ import torch
 
 from lnmbench.data import Dataset, default_data_dir, load_dataset
 from lnmbench.data.digest import dataset_digest
+from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.loop import EvalSplit, LoopSettings, fit
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.engine.run_status import is_locked, lock_holder, run_lock, worker_label
@@ -181,15 +182,13 @@ def prepare_run(cfg: RunConfig) -> PreparedRun:
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     method_gen = torch.Generator().manual_seed(cfg.seed + 2)
     storage = images_storage(ds, device)
+    transform = ImageTransform.of(mean, std, out_size, channels_last)
     train_view = TrainView(
         ds["train"].images.to(storage),
         noisy_train,
-        mean=mean,
-        std=std,
+        transform=transform,
         train_augment=cfg.augment,
         generator=data_gen,
-        out_size=out_size,
-        channels_last=channels_last,
         device=device,
     )
     ctx = RunContext(
@@ -218,10 +217,7 @@ def prepare_run(cfg: RunConfig) -> PreparedRun:
         num_classes=c,
         ordinal=ds.info.ordinal,
         eval_batch_size=cfg.eval_batch_size,
-        mean=mean,
-        std=std,
-        out_size=out_size,
-        channels_last=channels_last,
+        transform=transform,
         keep_checkpoint=cfg.keep_checkpoint,
     )
     val = EvalSplit(ds["val"].images.to(storage), noise["val"].noisy)
