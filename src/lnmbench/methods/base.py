@@ -192,11 +192,15 @@ class Method:
         """Loss of a single-net method: logits (B, C), labels (B,) -> scalar."""
         return F.cross_entropy(logits, labels)
 
+    def forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)`` under the run's autocast, as float32 logits (B, C)."""
+        with self.ctx.autocast():
+            return net(x).float()
+
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One optimisation step; returns scalar statistics (the engine averages them per epoch)."""
-        with self.ctx.autocast():
-            logits = self.net(batch.x)
-        loss = self.loss(logits.float(), batch.labels, batch)
+        logits = self.forward(self.net, batch.x)
+        loss = self.loss(logits, batch.labels, batch)
         self.backward_step("net", loss, self.net)
         acc = (logits.argmax(1) == batch.labels).float().mean()
         return {"loss": loss.detach(), "acc_noisy": acc}
@@ -242,8 +246,7 @@ class Method:
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits (B, C) per head for eval-transformed x (B, C, H, W)."""
-        with self.ctx.autocast():
-            return {"net": self.net(x).float()}
+        return {"net": self.forward(self.net, x)}
 
     # ----- diagnostics (optional) ---------------------------------------------------------
     def selection(self) -> dict[str, Selection] | None:

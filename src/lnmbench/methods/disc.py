@@ -200,8 +200,7 @@ class DISC(Method):
     def train_step(self, batch: Batch) -> dict[str, Any]:
         x_w, x_s = batch.views["weak"], batch.views["strong"]
         y, idx, b = batch.labels, batch.index, len(batch)
-        with self.ctx.autocast():
-            logits = self.net(torch.cat([x_w, x_s])).float()
+        logits = self.forward(self.net, torch.cat([x_w, x_s]))
         z_w, z_s = logits[:b], logits[b:]
         if self.epoch < self.warmup_epochs:
             loss: torch.Tensor | None = F.cross_entropy(z_w, y) + F.cross_entropy(z_s, y)
@@ -245,8 +244,7 @@ class DISC(Method):
     def mixup_loss(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Soft CE of the net on mixup of x (m, ...) with one-hot targets (m, C) (own forward)."""
         x_mixed, t_mixed, _ = mixup(x, targets, self.hp.alpha, self.ctx.generator)
-        with self.ctx.autocast():
-            logits = self.net(x_mixed).float()
+        logits = self.forward(self.net, x_mixed)
         return soft_cross_entropy(logits, t_mixed)
 
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:

@@ -186,8 +186,7 @@ class DivideMix(Method):
         for idx, x in self.ctx.train.eval_batches(self.hp.divide_batch_size):
             y = self.noisy[idx.to(self.noisy.device)]
             for name in NETS:
-                with self.ctx.autocast():
-                    logits = self.nets[name](x).float()
+                logits = self.forward(self.nets[name], x)
                 losses[name].append(F.cross_entropy(logits, y, reduction="none").cpu())
                 probs[name].append(logits.softmax(dim=1).cpu())
         self.train_mode()
@@ -271,8 +270,7 @@ class DivideMix(Method):
     def warmup_step(self, batch: Batch, name: str) -> dict[str, Any]:
         """Mean CE on all samples (+ the confidence penalty mean Σ p log p when on)."""
         net = self.nets[name]
-        with self.ctx.autocast():
-            logits = net(batch.x).float()
+        logits = self.forward(net, batch.x)
         loss = F.cross_entropy(self.train_logits(logits), batch.labels)
         if self.use_conf_penalty:
             log_p = F.log_softmax(self.train_logits(logits), dim=1)
@@ -305,8 +303,7 @@ class DivideMix(Method):
         all_x, all_t = torch.cat(inputs), torch.cat(targets)
         perm = torch.randperm(len(all_x), generator=gen).to(all_x.device)
         mixed_x, mixed_t = mix(all_x, all_t, lam, perm)
-        with self.ctx.autocast():
-            logits = net(mixed_x).float()
+        logits = self.forward(net, mixed_x)
         logits_t = self.train_logits(logits)
         lx = self.labelled_loss(logits_t[: 2 * b], mixed_t[: 2 * b])
         if u_idx is None:
@@ -417,8 +414,7 @@ class DivideMix(Method):
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """net1, net2 and ensemble logits (B, C); the ensemble is (f₁ + f₂)/2, so its argmax is
         argmax(f₁ + f₂) and its softmax is softmax((f₁ + f₂)/2)."""
-        with self.ctx.autocast():
-            f1, f2 = self.nets["net1"](x).float(), self.nets["net2"](x).float()
+        f1, f2 = self.forward(self.nets["net1"], x), self.forward(self.nets["net2"], x)
         return {"net1": f1, "net2": f2, "ensemble": (f1 + f2) / 2}
 
     def selection(self) -> dict[str, Selection] | None:

@@ -276,16 +276,13 @@ class TRevision(Method):
         self.net.eval()
         chunks = []
         for _, x in self.ctx.train.eval_batches(PROBABILITY_BATCH):
-            with self.ctx.autocast():
-                logits = self.net(x)
-            chunks.append(logits.float().softmax(dim=1).cpu())
+            logits = self.forward(self.net, x)
+            chunks.append(logits.softmax(dim=1).cpu())
         return torch.cat(chunks).double().numpy()
 
     # ----- training -----------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, Any]:
-        with self.ctx.autocast():
-            logits = self.net(batch.x)
-        logits = logits.float()
+        logits = self.forward(self.net, batch.x)
         stats: dict[str, Any] = {}
         if self.stage == "estimation":
             loss = F.cross_entropy(logits, batch.labels)
@@ -333,9 +330,7 @@ class TRevision(Method):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Heads "net" (f(x), the test headline) and "noisy" (log T'ᵀp; f(x) in stage 1)."""
-        with self.ctx.autocast():
-            logits = self.net(x)
-        logits = logits.float()
+        logits = self.forward(self.net, x)
         t = self.current_transition()
         if t is None:
             return {"net": logits, "noisy": logits}

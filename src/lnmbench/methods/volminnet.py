@@ -116,9 +116,7 @@ class VolMinNet(Method):
         )
 
     def train_step(self, batch: Batch) -> dict[str, Any]:
-        with self.ctx.autocast():
-            logits = self.net(batch.x)
-        logits = logits.float()
+        logits = self.forward(self.net, batch.x)
         t = self.transition()
         loss = volminnet_loss(logits, batch.labels, t, self.hp.volume_weight, self.hp.t_on)
         for opt in self.optimizers.values():
@@ -135,9 +133,7 @@ class VolMinNet(Method):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Heads "net" (f(x), the test headline) and "noisy" (log p·T, or f(x)·T for logits)."""
-        with self.ctx.autocast():
-            logits = self.net(x)
-        logits = logits.float()
+        logits = self.forward(self.net, x)
         t = self.transition()
         if self.hp.t_on == "logits":
             noisy = logits @ t

@@ -152,8 +152,7 @@ class TwoNetMethod(Method):
 
     def forward_pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, C) of net 1 and net 2, in float32."""
-        with self.ctx.autocast():
-            return self.net1(x).float(), self.net2(x).float()
+        return self.forward(self.net1, x), self.forward(self.net2, x)
 
     def cross_update(
         self, index: torch.Tensor, loss1: torch.Tensor, loss2: torch.Tensor, count: int
