@@ -6,7 +6,7 @@ only by the engine's diagnostics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -206,17 +206,21 @@ class Method:
         return {"loss": loss.detach(), "acc_noisy": acc}
 
     def backward_step(
-        self, opt_name: str, loss: torch.Tensor, net: nn.Module | None = None
+        self, opt_names: str | Sequence[str], loss: torch.Tensor, net: nn.Module | None = None
     ) -> None:
-        """zero_grad, backward, optional gradient clipping / masking, optimiser step."""
-        opt = self.optimizers[opt_name]
-        opt.zero_grad(set_to_none=True)
+        """zero_grad, backward, optional gradient masking / clipping of ``net``, then a step of
+        each named optimiser in order (e.g. VolMinNet's network and transition optimisers)."""
+        names = [opt_names] if isinstance(opt_names, str) else list(opt_names)
+        opts = [self.optimizers[n] for n in names]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if net is not None:
             self.after_backward(net)
             if self.hp.grad_clip:
                 nn.utils.clip_grad_norm_(net.parameters(), self.hp.grad_clip)
-        opt.step()
+        for opt in opts:
+            opt.step()
 
     def after_backward(self, net: nn.Module) -> None:
         """Hook between backward() and the optimiser step (CDR's gradient masking)."""

@@ -119,14 +119,7 @@ class VolMinNet(Method):
         logits = self.forward(self.net, batch.x)
         t = self.transition()
         loss = volminnet_loss(logits, batch.labels, t, self.hp.volume_weight, self.hp.t_on)
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.after_backward(self.net)
-        if self.hp.grad_clip:
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.hp.grad_clip)
-        self.optimizers["net"].step()
-        self.optimizers["transition"].step()
+        self.backward_step(("net", "transition"), loss, self.net)
         acc = (logits.argmax(1) == batch.labels).float().mean()
         return {"loss": loss.detach(), "acc_noisy": acc.detach()}
 
