@@ -197,6 +197,17 @@ class Method:
         with self.ctx.autocast():
             return net(x).float()
 
+    @torch.no_grad()
+    def train_set_logits(self, nets: Sequence[nn.Module], batch_size: int) -> list[torch.Tensor]:
+        """One pass over the training set: logits (N, C) float32 of every sample, in order, for
+        each of ``nets`` (eval transform, no augmentation, on the device; the caller sets the
+        nets' train/eval mode)."""
+        chunks: list[list[torch.Tensor]] = [[] for _ in nets]
+        for _, x in self.ctx.train.eval_batches(batch_size):
+            for out, net in zip(chunks, nets, strict=True):
+                out.append(self.forward(net, x))
+        return [torch.cat(c) for c in chunks]
+
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One optimisation step; returns scalar statistics (the engine averages them per epoch)."""
         logits = self.forward(self.net, batch.x)

@@ -181,18 +181,16 @@ class DivideMix(Method):
     def divide_pass(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-sample CE (N,) and softmax (N, C) of every net, eval mode, un-augmented images."""
         self.eval_mode()
-        losses: dict[str, list[torch.Tensor]] = {n: [] for n in NETS}
-        probs: dict[str, list[torch.Tensor]] = {n: [] for n in NETS}
-        for idx, x in self.ctx.train.eval_batches(self.hp.divide_batch_size):
-            y = self.noisy[idx.to(self.noisy.device)]
-            for name in NETS:
-                logits = self.forward(self.nets[name], x)
-                losses[name].append(F.cross_entropy(logits, y, reduction="none").cpu())
-                probs[name].append(logits.softmax(dim=1).cpu())
+        nets = [self.nets[n] for n in NETS]
+        logits = dict(
+            zip(NETS, self.train_set_logits(nets, self.hp.divide_batch_size), strict=True)
+        )
         self.train_mode()
+        y = self.noisy.to(next(iter(logits.values())).device)
+        losses = {n: F.cross_entropy(z, y, reduction="none") for n, z in logits.items()}
         return (
-            {n: torch.cat(v).double().numpy() for n, v in losses.items()},
-            {n: torch.cat(v).float().numpy() for n, v in probs.items()},
+            {n: v.cpu().double().numpy() for n, v in losses.items()},
+            {n: z.softmax(dim=1).cpu().float().numpy() for n, z in logits.items()},
         )
 
     def clean_probability(self, name: str, losses: np.ndarray, epoch: int) -> np.ndarray:

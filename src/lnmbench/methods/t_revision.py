@@ -274,11 +274,8 @@ class TRevision(Method):
     def train_probabilities(self) -> np.ndarray:
         """Softmax (N, C) float64 of every training sample, eval mode and transform, in order."""
         self.net.eval()
-        chunks = []
-        for _, x in self.ctx.train.eval_batches(PROBABILITY_BATCH):
-            logits = self.forward(self.net, x)
-            chunks.append(logits.softmax(dim=1).cpu())
-        return torch.cat(chunks).double().numpy()
+        (logits,) = self.train_set_logits([self.net], PROBABILITY_BATCH)
+        return logits.softmax(dim=1).cpu().double().numpy()
 
     # ----- training -----------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, Any]:
