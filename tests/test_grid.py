@@ -223,7 +223,7 @@ def test_unprepared_real_world_dataset_is_missing_data(tiny_npz):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"bogus": 1}, "bogus: Extra inputs are not permitted"),
+        ({"bogus": 1}, "invalid configuration (grid spec): bogus=1: unknown setting"),
         ({"overrides": {"method": "ce"}}, "may not set 'method'"),
         ({"overrides": {"epoch": 3}}, "unknown run setting 'epoch'"),
         ({"preset": "nope"}, "unknown preset 'nope'; known: fast, fast-augmented, lnmbench"),
