@@ -12,9 +12,10 @@ import contextlib
 import json
 from pathlib import Path
 
+import pooch
+
 from lnmbench.atomic_files import atomic_write_text
 from lnmbench.data.catalog import default_data_dir
-from lnmbench.data.label_tables import sha256_file
 from lnmbench.data.prepared_cache import MANIFEST
 
 CACHE_NAME = "digests.json"
@@ -47,7 +48,7 @@ def dataset_digest(dataset: str, cache_dir: Path | None = None) -> str | None:
     entry = known.get(key)
     if entry and entry.get("stamp") == stamp:
         return entry["sha256"]
-    digest = "sha256:" + sha256_file(path)
+    digest = "sha256:" + pooch.file_hash(str(path), alg="sha256")
     known[key] = {"stamp": stamp, "sha256": digest}
     with contextlib.suppress(OSError):  # a read-only data folder: recomputed next time
         atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))

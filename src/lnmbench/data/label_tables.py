@@ -4,7 +4,6 @@ policies applied to rater columns, a validation part carved from train, rows wit
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -76,14 +75,6 @@ class DatasetSource:
     class_mapping: dict[str, int] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_csv_checked(path: Path, columns: Iterable[str], layout_hint: str = "") -> pd.DataFrame:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pooch
 import torch
 
 from lnmbench.data.catalog import DATASETS, DatasetEntry
@@ -46,14 +46,6 @@ def file_url(record: dict, size: int) -> str:
     return url
 
 
-def md5_of(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_md5(path: Path, expected: str) -> None:
     """Check ``path`` against ``expected``; the result is remembered in ``<file>.md5ok``."""
     stamp = path.with_name(path.name + ".md5ok")
@@ -61,7 +53,7 @@ def verify_md5(path: Path, expected: str) -> None:
     key = f"{expected} {st.st_size} {st.st_mtime_ns}"
     if stamp.exists() and stamp.read_text().strip() == key:
         return
-    got = md5_of(path)
+    got = pooch.file_hash(str(path), alg="md5")
     if got != expected:
         raise DatasetError(
             f"checksum mismatch for {path}: expected MD5 {expected}, got {got}. The file is "

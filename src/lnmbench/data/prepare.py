@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pooch
 
 from lnmbench.atomic_files import atomic_write_text
 from lnmbench.data.image_decode import (
@@ -43,7 +44,7 @@ from lnmbench.data.image_decode import (
     bounded_map,
     progress_bar,
 )
-from lnmbench.data.label_tables import DatasetSource, LabelTable, sha256_file
+from lnmbench.data.label_tables import DatasetSource, LabelTable
 from lnmbench.data.prepared_cache import (
     FORMAT_VERSION,
     MANIFEST,
@@ -72,7 +73,10 @@ def _cache_key(source: DatasetSource, size: int, resize: str, fast_decode: bool)
         "fast_decode": fast_decode,
         "in_chans": source.info.in_chans,
         "settings": source.settings,
-        "csv_sha256": {str(p.relative_to(source.root)): sha256_file(p) for p in source.csv_files},
+        "csv_sha256": {
+            str(p.relative_to(source.root)): pooch.file_hash(str(p), alg="sha256")
+            for p in source.csv_files
+        },
     }
 
 
