@@ -38,8 +38,12 @@ def report(
         str, typer.Option(help="post-hoc test after Friedman: nemenyi or conover")
     ] = "nemenyi",
     run_pages: Annotated[
-        bool, typer.Option(help="write a page per run (only changed runs are redrawn)")
-    ] = True,
+        str,
+        typer.Option(
+            help="per-run pages: all, none, or auto (all up to 200 runs); only changed runs "
+            "are redrawn"
+        ),
+    ] = "auto",
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Write report.html (self-contained), report.md, report.tex, tables/*.csv and

@@ -46,6 +46,8 @@ from lnmbench.report.table_model import (
 )
 
 FORMATS = ("html", "md", "tex", "csv")
+RUN_PAGES = ("auto", "all", "none")
+AUTO_RUN_PAGES = 200
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -67,7 +69,13 @@ class ReportOptions:
     baseline: str = "ce"
     formats: tuple[str, ...] = FORMATS
     posthoc: str = "nemenyi"
-    run_pages: bool = True
+    run_pages: str = "auto"  # all, none, or auto: all when at most AUTO_RUN_PAGES runs
+
+    def __post_init__(self) -> None:
+        if self.run_pages not in RUN_PAGES:
+            raise ConfigError(
+                f"unknown --run-pages {self.run_pages!r}; known: {', '.join(RUN_PAGES)}"
+            )
 
 
 @dataclass
@@ -398,7 +406,13 @@ def build_report(
     # 8. runs
     s = Section("runs", "8. Runs")
     t1 = time.perf_counter()
-    _runs_section(s, df, out, opts.run_pages)
+    pages = opts.run_pages == "all" or (opts.run_pages == "auto" and len(df) <= AUTO_RUN_PAGES)
+    if opts.run_pages == "auto" and not pages:
+        s.add_text(
+            f"{len(df)} runs: per-run pages are drawn for at most {AUTO_RUN_PAGES} runs "
+            "unless --run-pages all (each page is redrawn only when its run changed)"
+        )
+    _runs_section(s, df, out, pages)
     seconds["run_pages"] = time.perf_counter() - t1
     sections.append(s)
 
@@ -632,10 +646,10 @@ def _runs_section(s: Section, df: pd.DataFrame, out: Path, run_pages: bool) -> N
             rec.dataset,
             rec.noise,
             rate_label(rec.rate_key),
-            str(rec.seed),
+            "–" if pd.isna(rec.seed) else str(rec.seed),
             epochs,
             fmt(100 * rec.headline if rec.headline == rec.headline else np.nan),
-            rec.error or "",
+            rec.error if isinstance(rec.error, str) else "",
         ]
         rows.append([Cell(c) for c in cells])
         name = f'<a href="{esc(link)}">{esc(rec.run)}</a>' if link else esc(rec.run)

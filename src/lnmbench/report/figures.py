@@ -40,11 +40,11 @@ def save_figure(
     """Write ``name``.png (and .pdf) under ``folder``; returns the reference with the PNG inline."""
     folder.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata=METADATA["png"])
+    fig.savefig(buf, format="png", dpi=DPI, metadata=METADATA["png"])
     data = buf.getvalue()
     (folder / f"{name}.png").write_bytes(data)
     if pdf:
-        fig.savefig(folder / f"{name}.pdf", bbox_inches="tight", metadata=METADATA["pdf"])
+        fig.savefig(folder / f"{name}.pdf", metadata=METADATA["pdf"])
     uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     return FigureRef(name, f"{rel}{name}.png", uri, caption)
 
@@ -62,7 +62,10 @@ def pattern_bars(patterns: pd.DataFrame, names: list[str], paper: dict[str, dict
     has_paper = bool(paper)
     per = len(groups) * (2 if has_paper else 1)
     width = 0.8 / per
-    fig = Figure(figsize=(max(6.0, 0.9 * len(methods) * (2 if has_paper else 1) + 2), 3.6))
+    fig = Figure(
+        figsize=(max(6.0, 0.9 * len(methods) * (2 if has_paper else 1) + 2), 3.6),
+        layout="constrained",
+    )
     ax = fig.add_subplot()
     x = np.arange(len(methods))
     for g, grp in enumerate(groups):
@@ -103,7 +106,7 @@ def rate_curves(table: CellTable, label: str):
         return None
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     colours = _colours(len(table.methods))
     for p, ((d, n), idx) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, p + 1)
@@ -123,7 +126,6 @@ def rate_curves(table: CellTable, label: str):
         ax.set_xticks(rates, [rate_label(r) for r in rates])
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=7)
-    fig.tight_layout()
     return fig
 
 
@@ -131,7 +133,7 @@ def cd_diagram(mean_rank: pd.Series, pvalues: pd.DataFrame, title: str):
     """Critical-difference diagram (scikit-posthocs) of mean ranks and post-hoc p-values."""
     import scikit_posthocs as sp
 
-    fig = Figure(figsize=(7, 0.35 * len(mean_rank) + 1.4))
+    fig = Figure(figsize=(7, 0.35 * len(mean_rank) + 1.4), layout="constrained")
     ax = fig.add_subplot()
     sp.critical_difference_diagram(
         mean_rank,
@@ -146,7 +148,7 @@ def cd_diagram(mean_rank: pd.Series, pvalues: pd.DataFrame, title: str):
 
 def forest_plot(diffs: pd.DataFrame, baseline: str, label: str):
     """Mean paired difference to the baseline per method, with its 95 % bootstrap interval."""
-    fig = Figure(figsize=(6.5, 0.45 * len(diffs) + 1.2))
+    fig = Figure(figsize=(6.5, 0.45 * len(diffs) + 1.2), layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(diffs))[::-1]
     mean = diffs["mean_diff"].to_numpy(float)
@@ -169,7 +171,10 @@ def heatmaps(
 ):
     """Methods × classes heat maps side by side (one per title), values written in the cells."""
     k = len(panels)
-    fig = Figure(figsize=(max(4.0, 0.55 * len(classes) + 1.5) * k, 0.42 * len(methods) + 1.6))
+    fig = Figure(
+        figsize=(max(4.0, 0.55 * len(classes) + 1.5) * k, 0.42 * len(methods) + 1.6),
+        layout="constrained",
+    )
     for p, (title, mat) in enumerate(panels):
         ax = fig.add_subplot(1, k, p + 1)
         im = ax.imshow(mat, vmin=0, vmax=100, cmap="viridis", aspect="auto")
@@ -197,7 +202,7 @@ def epoch_curves(
     """Panels of per-epoch lines: (title, {line label: (epochs, values)})."""
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(3.6 * cols, 2.8 * rows))
+    fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
     for p, (title, lines) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, p + 1)
         for name, (x, yv) in lines.items():
@@ -208,16 +213,18 @@ def epoch_curves(
         ax.grid(alpha=0.3)
         if lines:
             ax.legend(fontsize=6)
-    fig.tight_layout()
     return fig
 
 
-def run_curves(rows: list[dict], best_epoch: int | None, last_k: int = 5):
-    """One run: train loss (left) and noisy-val / clean-test accuracy (right) per epoch, the
-    best noisy-val epoch marked and the last-5 window shaded."""
+def run_figure(
+    rows: list[dict], best_epoch: int | None, t_matrix: np.ndarray | None, last_k: int = 5
+):
+    """One run: train loss and noisy-val / clean-test accuracy per epoch (best noisy-val epoch
+    dotted, last-5 window shaded) and, when given, the empirical transition matrix (C, C)."""
     ep = np.array([r["epoch"] for r in rows])
-    fig = Figure(figsize=(8.5, 2.8))
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    n = 3 if t_matrix is not None else 2
+    fig = Figure(figsize=(4.2 * n, 3.0), layout="constrained")
+    ax1, ax2 = fig.add_subplot(1, n, 1), fig.add_subplot(1, n, 2)
     loss = [(r.get("train") or {}).get("loss") for r in rows]
     ax1.plot(ep, [np.nan if v is None else v for v in loss], marker=".", color="#c44e52")
     ax1.set_title("train loss (noisy labels)", fontsize=9)
@@ -232,30 +239,28 @@ def run_curves(rows: list[dict], best_epoch: int | None, last_k: int = 5):
             ax.axvspan(ep[-min(last_k, len(ep))] - 0.5, ep[-1] + 0.5, color="grey", alpha=0.12)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="green", ls=":", lw=1.2)
-    ax2.legend(fontsize=7, title="dotted: best noisy-val epoch; grey: last 5", title_fontsize=6)
-    fig.tight_layout()
+    ax2.legend(fontsize=7, title="dotted: best noisy-val epoch\ngrey: last 5", title_fontsize=6)
+    if t_matrix is not None:
+        _matrix_axes(fig.add_subplot(1, n, 3), t_matrix, "empirical T (train)")
     return fig
 
 
-def matrix_heatmap(mat: np.ndarray, title: str):
-    """A transition matrix (rows: clean class, columns: noisy class) with its values."""
-    n = mat.shape[0]
-    fig = Figure(figsize=(0.45 * n + 1.8, 0.45 * n + 1.2))
-    ax = fig.add_subplot()
+def _matrix_axes(ax, mat: np.ndarray, title: str) -> None:
+    k = mat.shape[0]
     ax.imshow(mat, vmin=0, vmax=1, cmap="Blues")
-    for (i, j), v in np.ndenumerate(mat):
-        ax.text(
-            j,
-            i,
-            f"{v:.2f}",
-            ha="center",
-            va="center",
-            fontsize=6,
-            color="white" if v > 0.6 else "black",
-        )
+    if k <= 12:
+        for (i, j), v in np.ndenumerate(mat):
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=5,
+                color="white" if v > 0.6 else "black",
+            )
     ax.set_xlabel("noisy label")
     ax.set_ylabel("clean label")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
     ax.set_title(title, fontsize=9)
-    return fig

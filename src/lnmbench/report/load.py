@@ -4,6 +4,7 @@ are read (with a progress bar), and the refreshed table is written back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -95,10 +96,9 @@ def load_results(
     keys = ["method", "dataset", "noise", "rate", "seed", "run"]
     df = df.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
     if write_back and todo:
-        try:
+        # a read-only result root: the report still works, only slower next time
+        with contextlib.suppress(OSError):
             write_results(df, parquet=root / TABLE_NAME)
-        except OSError:
-            pass  # a read-only result root: the report still works, only slower next time
     return apply_filters(df, filters), len(todo)
 
 

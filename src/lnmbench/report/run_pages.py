@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.report.figures import matrix_heatmap, run_curves, save_figure
+from lnmbench.report.figures import run_figure, save_figure
 from lnmbench.report.html_page import definition_box, esc, figure_html, page
 
 SOURCES = ("config.yaml", "metrics.jsonl", "summary.json", "noise.json", "failed.txt")
@@ -36,13 +36,14 @@ def is_fresh(page_path: Path, folder: Path) -> bool:
         return False
 
 
-def _noise_section(folder: RunFolder, fig_dir: Path, run: str) -> str:
+def _noise(folder: RunFolder) -> tuple[str, np.ndarray | None]:
+    """The noise table (HTML) and the train split's empirical T, from noise.json."""
     try:
         report = json.loads(folder.noise.read_text())
     except (OSError, ValueError):
-        return "<p>no noise.json (the run did not get that far)</p>"
+        return "<p>no noise.json (the run did not get that far)</p>", None
     rows = []
-    figs = []
+    t = None
     for split, rep in report.items():
         if not isinstance(rep, dict):
             continue
@@ -53,16 +54,14 @@ def _noise_section(folder: RunFolder, fig_dir: Path, run: str) -> str:
             f"<td>{'–' if rr is None else f'{100 * rr:.2f}'}</td>"
             f"<td>{esc(rep.get('num_samples', ''))}</td></tr>"
         )
-        t = rep.get("transition_matrix")
-        if split == "train" and t:
-            fig = matrix_heatmap(np.array(t, float), f"empirical T ({split})")
-            figs.append(save_figure(fig, fig_dir, f"{run}_T", pdf=False, rel="runs/"))
+        if split == "train" and rep.get("transition_matrix"):
+            t = np.array(rep["transition_matrix"], float)
     table = (
         '<table class="t"><thead><tr><th>split</th><th>generator</th><th>nominal rate</th>'
         f"<th>realised rate (%)</th><th>samples</th></tr></thead><tbody>{''.join(rows)}"
         "</tbody></table>"
     )
-    return table + "".join(figure_html(f) for f in figs)
+    return table, t
 
 
 def write_run_page(folder_path: str | Path, out_dir: Path, back: str = "../report.html") -> Path:
@@ -94,14 +93,15 @@ def write_run_page(folder_path: str | Path, out_dir: Path, back: str = "../repor
         parts.append(f"<h2>failed</h2><pre>{esc(folder.failed.read_text()[-4000:])}</pre>")
     else:
         parts.append(f"<p class='warn'>not finished: {len(rows)} epochs logged so far</p>")
-    parts.append("<h2>Training curves</h2>")
-    if rows:
+    noise_table, t_matrix = _noise(folder)
+    parts.append("<h2>Training curves and noise</h2>")
+    if rows or t_matrix is not None:
         best = summary.get("best_val_epoch") if summary else None
-        ref = save_figure(run_curves(rows, best), out_dir, f"{run}_curves", pdf=False, rel="runs/")
-        parts.append(figure_html(ref))
-    else:
+        fig = run_figure(rows, best, t_matrix)
+        parts.append(figure_html(save_figure(fig, out_dir, run, pdf=False, rel="runs/")))
+    if not rows:
         parts.append("<p>no epoch logged yet</p>")
-    parts.append("<h2>Noise</h2>" + _noise_section(folder, out_dir, run))
+    parts.append(noise_table)
     try:
         cfg = folder.config.read_text()
     except OSError:

@@ -1,0 +1,49 @@
+"""Time `lnmbench report` on a paper-sized synthetic result store (1,353 finished runs in the
+real run-folder format, 50 epochs each; no training): reading the runs the first time (every
+folder), the second time (from ROOT/results.parquet), and the whole report.
+
+    python benchmarks/report_speed.py [--out runs/report_speed] [--run-pages none|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from lnmbench.report import ReportOptions, build_report
+from lnmbench.report.example_store import write_paper_sized_store
+from lnmbench.report.load import load_results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/report_speed"))
+    ap.add_argument("--run-pages", default="none", choices=("none", "all"))
+    args = ap.parse_args()
+    root = args.out / "store"
+    if root.exists():
+        shutil.rmtree(root)
+    t = time.perf_counter()
+    n = write_paper_sized_store(root)
+    print(f"wrote {n} run folders in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    _, read = load_results(root)
+    print(f"first read: {read} run folders in {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    _, read = load_results(root)
+    print(
+        f"second read: {read} folders read, the rest from results.parquet, "
+        f"{time.perf_counter() - t:.2f} s"
+    )
+    opts = ReportOptions(run_pages=args.run_pages)
+    for attempt in ("first", "second"):
+        t = time.perf_counter()
+        res = build_report(root, args.out / "report", opts)
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())
+        print(f"{attempt} report of {res.n_runs} runs: {time.perf_counter() - t:.1f} s ({parts})")
+
+
+if __name__ == "__main__":
+    main()
