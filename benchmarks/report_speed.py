@@ -27,10 +27,10 @@ def main() -> None:
         shutil.rmtree(root)
     t = time.perf_counter()
     n = write_paper_sized_store(root)
-    print(f"wrote {n} run folders in {time.perf_counter() - t:.1f} s")
+    print(f"wrote {n} run folders in {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
     _, read = load_results(root)
-    print(f"first read: {read} run folders in {time.perf_counter() - t:.2f} s")
+    print(f"first read: {read} run folders in {time.perf_counter() - t:.2f} s", flush=True)
     t = time.perf_counter()
     _, read = load_results(root)
     print(
@@ -42,7 +42,7 @@ def main() -> None:
         t = time.perf_counter()
         res = build_report(root, args.out / "report", opts)
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())
-        print(f"{attempt} report of {res.n_runs} runs: {time.perf_counter() - t:.1f} s ({parts})")
+        print(f"{attempt} report of {res.n_runs} runs: {time.perf_counter() - t:.1f} s ({parts})", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from lnmbench.errors import ConfigError
+from lnmbench.experiment.store import run_lock
 from lnmbench.report import ReportOptions, build_report
 from lnmbench.report.baseline import against_baseline, bootstrap_ci, paired_differences
 from lnmbench.report.build import parse_formats
@@ -186,7 +187,14 @@ def test_results_parquet_is_reused_for_finished_runs(tmp_path):
 
 def test_report_files_on_a_partial_store(store, tmp_path):
     out = tmp_path / "report"
-    res = build_report(store, out, ReportOptions(posthoc="conover"))
+    running = next(
+        p
+        for p in store.iterdir()
+        if p.is_dir() and not (p / "summary.json").exists() and not (p / "failed.txt").exists()
+    )
+    with run_lock(running) as got:  # a worker is training this run now
+        assert got
+        res = build_report(store, out, ReportOptions(posthoc="conover"))
     html = (out / "report.html").read_text()
     assert "http://" not in html.replace("http://www.w3.org", "")  # nothing fetched
     assert html.count("data:image/png;base64,") >= 5
@@ -201,7 +209,7 @@ def test_report_files_on_a_partial_store(store, tmp_path):
         "runs",
     ):
         assert f'id="{anchor}"' in html
-    assert "1 interrupted" in html and "1 failed" in html and "Friedman test" in html
+    assert "1 running" in html and "1 failed" in html and "Friedman test" in html
     assert (out / "report.md").exists() and (out / "report.tex").exists()
     for name in ("pattern_summary", "rate_curves", "cd_diagram", "forest_baseline"):
         assert (out / "figures" / f"{name}.png").exists()
@@ -209,9 +217,13 @@ def test_report_files_on_a_partial_store(store, tmp_path):
     cells = pd.read_csv(out / "tables" / "cells.csv")
     sce = cells[(cells["method"] == "sce") & (cells["rate"].astype(str) == "0.2")].iloc[0]
     assert sce["mean"] == pytest.approx(72.0) and sce["mark"] == "best"
-    assert res.status_counts == {"done": 12, "interrupted": 1, "failed": 1}
+    assert res.status_counts == {"done": 12, "running": 1, "failed": 1}
+    assert len(list((out / "runs").glob("*.html"))) == 14  # a page per run, unfinished ones too
     # the paper's columns stand beside ours on the paper's datasets (bloodmnist is one)
     assert "symmetric (paper)" in pd.read_csv(out / "tables" / "patterns.csv").columns
-    # deterministic: a second build gives the same HTML
+    # deterministic: a second build gives the same HTML (the running run now reads interrupted)
     build_report(store, out, ReportOptions(posthoc="conover"))
-    assert (out / "report.html").read_text() == html
+    then = html.replace("1 running, 0 interrupted", "0 running, 1 interrupted")
+    assert (out / "report.html").read_text() == then.replace(
+        "<td>running</td>", "<td>interrupted</td>"
+    )

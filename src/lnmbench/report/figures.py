@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
 
 matplotlib.use("Agg")
 
@@ -20,6 +21,7 @@ from lnmbench.report.cells import CellTable
 from lnmbench.report.load import rate_label
 
 DPI = 110
+ANNOTATE_MAX = 64  # heat-map panels with more cells are not annotated (values are in the CSV)
 PATTERN_COLOURS = {"symmetric": "#4c72b0", "instance": "#dd8452", "real-world": "#55a868"}
 METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}}
 
@@ -91,7 +93,8 @@ def pattern_bars(patterns: pd.DataFrame, names: list[str], paper: dict[str, dict
             )
     ax.set_xticks(x, methods, rotation=30, ha="right")
     ax.set_ylabel(label)
-    ax.legend(fontsize=7, ncol=min(4, len(groups) * (2 if has_paper else 1)), loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, ncol=min(4, len(labels)), loc="outside upper center")
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -178,7 +181,7 @@ def heatmaps(
     for p, (title, mat) in enumerate(panels):
         ax = fig.add_subplot(1, k, p + 1)
         im = ax.imshow(mat, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        for (i, j), v in np.ndenumerate(mat):
+        for (i, j), v in np.ndenumerate(mat if mat.size <= ANNOTATE_MAX else np.empty((0, 0))):
             if v == v:
                 ax.text(
                     j,
@@ -199,20 +202,24 @@ def heatmaps(
 def epoch_curves(
     panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]], ylabel: str = "%"
 ):
-    """Panels of per-epoch lines: (title, {line label: (epochs, values)})."""
+    """Panels of per-epoch lines: (title, {line label: (epochs, values)}); one legend."""
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
+    fig = Figure(figsize=(3.6 * cols, 2.6 * rows + 0.4), layout="constrained")
+    names = sorted({name for _, lines in panels for name in lines})
+    colours = dict(zip(names, _colours(len(names)), strict=True))
     for p, (title, lines) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, p + 1)
         for name, (x, yv) in lines.items():
-            ax.plot(x, yv, marker=".", ms=3, label=name)
+            ax.plot(
+                x, yv, marker="." if len(x) <= 20 else None, ms=3, color=colours[name], label=name
+            )
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(alpha=0.3)
-        if lines:
-            ax.legend(fontsize=6)
+    handles = [matplotlib.lines.Line2D([], [], color=colours[n], label=n) for n in names]
+    fig.legend(handles=handles, fontsize=7, ncol=min(6, len(names)), loc="outside upper center")
     return fig
 
 
