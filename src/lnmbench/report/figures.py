@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lnmbench.report.cells import CellTable
 from lnmbench.report.load import rate_label
@@ -216,6 +217,7 @@ def epoch_curves(
             )
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(alpha=0.3)
     handles = [matplotlib.lines.Line2D([], [], color=colours[n], label=n) for n in names]
@@ -240,6 +242,7 @@ def run_figure(
         ax2.plot(ep, [np.nan if v is None else 100 * v for v in vals], marker=".", label=name)
     ax2.set_title("accuracy (%)", fontsize=9)
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if len(ep):

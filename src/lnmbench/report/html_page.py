@@ -21,7 +21,7 @@ span.flag{color:#c44e52;font-weight:bold}p.note{color:#555;font-size:.8em;margin
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.8em;color:#555}
 .box{background:#f4f6fa;border-left:4px solid #4c72b0;padding:.6em 1em;font-size:.9em}
-.box dt{font-weight:bold;float:left;clear:left;width:11em}.box dd{margin-left:11em}
+.box dt{font-weight:bold;float:left;clear:left;width:13em}.box dd{margin-left:13em}
 nav.toc{font-size:.9em}nav.toc ol{margin:.2em 0}nav.toc a{color:#245}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.warn{color:#a15c00}
 """
