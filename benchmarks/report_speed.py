@@ -42,7 +42,8 @@ def main() -> None:
         t = time.perf_counter()
         res = build_report(root, args.out / "report", opts)
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())
-        print(f"{attempt} report of {res.n_runs} runs: {time.perf_counter() - t:.1f} s ({parts})", flush=True)
+        took = time.perf_counter() - t
+        print(f"{attempt} report of {res.n_runs} runs: {took:.1f} s ({parts})", flush=True)
 
 
 if __name__ == "__main__":
