@@ -84,9 +84,11 @@ def report(
         f"{result.status_counts.get(s, 0)} {s}"
         for s in ("done", "failed", "running", "interrupted")
     )
+    table = root / "results.parquet"
+    cached = result.n_runs - result.folders_read
     console.print(
-        f"{result.n_runs} runs ({counts}); {result.folders_read} run folders read, the rest from "
-        f"{root / 'results.parquet'}",
+        f"{result.n_runs} runs ({counts}): {result.folders_read} run folders read, "
+        f"{max(cached, 0)} rows taken from {table}",
         highlight=False,
     )
     for w in result.warnings:
