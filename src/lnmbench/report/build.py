@@ -654,7 +654,9 @@ def _runs_section(s: Section, df: pd.DataFrame, out: Path, run_pages: bool) -> N
         rows.append([Cell(c) for c in cells])
         name = f'<a href="{esc(link)}">{esc(rec.run)}</a>' if link else esc(rec.run)
         html_rows.append(
-            "<tr>" + f"<td>{name}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells[1:]) + "</tr>"
+            f"<tr><td>{name}</td>"
+            + "".join(f"<td{writers.cell_class(c)}>{esc(c)}</td>" for c in cells[1:])
+            + "</tr>"
         )
     table = Table(f"{len(rows)} runs", header, rows, [], "runs")
     s.html.append(

@@ -16,7 +16,8 @@ table.t{border-collapse:collapse;font-size:.85em;margin:.3em 0 .6em}
 table.t th,table.t td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right;
 white-space:nowrap}table.t th:first-child,table.t td:first-child{text-align:left}
 table.t thead th{border-bottom:2px solid #444;background:#f4f6fa}
-td.miss{color:#999}span.n{color:#888;font-size:.75em;vertical-align:sub}
+td.miss{color:#999}table.t td.s{text-align:left}
+span.n{color:#888;font-size:.75em;vertical-align:sub}
 span.flag{color:#c44e52;font-weight:bold}p.note{color:#555;font-size:.8em;margin:.1em 0 1em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.8em;color:#555}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import html
+import re
 
 from lnmbench.report.table_model import INCOMPLETE, Cell, Table
 
+NUMBER = re.compile(r"^[-−+]?\.?\d")
 LATEX_SPECIAL = {
     "&": r"\&",
     "%": r"\%",
@@ -88,8 +90,14 @@ def _html_cell(c: Cell, tag: str = "td") -> str:
         t += f' <span class="n">{html.escape(c.note)}</span>'
     if c.flag:
         t += f'<span class="flag" title="fewer seeds finished than planned">{INCOMPLETE}</span>'
-    cls = ' class="miss"' if c.text == "–" else ""
-    return f"<{tag}{cls}>{t}</{tag}>"
+    return f"<{tag}{cell_class(c.text)}>{t}</{tag}>"
+
+
+def cell_class(text: str) -> str:
+    """The class attribute of a cell: "miss" for "–", "s" (left-aligned) for words."""
+    if text == "–":
+        return ' class="miss"'
+    return "" if NUMBER.match(text) else ' class="s"'
 
 
 def to_html(table: Table, level: int = 3) -> str:
