@@ -44,6 +44,7 @@ def report(
             "are redrawn"
         ),
     ] = "auto",
+    pdf: Annotated[bool, typer.Option(help="write a PDF beside every figure's PNG")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Write report.html (self-contained), report.md, report.tex, tables/*.csv and

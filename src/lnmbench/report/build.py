@@ -70,6 +70,7 @@ class ReportOptions:
     formats: tuple[str, ...] = FORMATS
     posthoc: str = "nemenyi"
     run_pages: str = "auto"  # all, none, or auto: all when at most AUTO_RUN_PAGES runs
+    pdf: bool = True  # a PDF beside every figure's PNG
 
     def __post_init__(self) -> None:
         if self.run_pages not in RUN_PAGES:
@@ -267,6 +268,7 @@ def build_report(
                 "pattern_summary",
                 "per-method pattern averages",
                 rel="figures/",
+                pdf=opts.pdf,
             )
         )
     sections.append(s)
@@ -284,6 +286,7 @@ def build_report(
                 "rate_curves",
                 f"{metric.label} against noise rate, mean ± std over seeds",
                 rel="figures/",
+                pdf=opts.pdf,
             )
         )
     sections.append(s)
@@ -341,6 +344,7 @@ def build_report(
                     "cd_diagram",
                     "mean ranks; bars join methods not significantly different",
                     rel="figures/",
+                    pdf=opts.pdf,
                 )
             )
         else:
@@ -378,6 +382,7 @@ def build_report(
                     "forest_baseline",
                     f"difference to {opts.baseline}",
                     rel="figures/",
+                    pdf=opts.pdf,
                 )
             )
     else:
@@ -392,14 +397,14 @@ def build_report(
     # 6. class imbalance
     s = Section("imbalance", "6. Class imbalance")
     t1 = time.perf_counter()
-    _imbalance_section(s, df, metric, fig_dir, csvs)
+    _imbalance_section(s, df, metric, fig_dir, csvs, opts.pdf)
     seconds["imbalance"] = time.perf_counter() - t1
     sections.append(s)
 
     # 7. diagnostics
     s = Section("diagnostics", "7. LNL diagnostics")
     t1 = time.perf_counter()
-    _diagnostics_section(s, df, expected, fig_dir, csvs)
+    _diagnostics_section(s, df, expected, fig_dir, csvs, opts.pdf)
     seconds["diagnostics"] = time.perf_counter() - t1
     sections.append(s)
 
@@ -480,7 +485,12 @@ def _cells_frame(table: CellTable) -> pd.DataFrame:
 
 
 def _imbalance_section(
-    s: Section, df: pd.DataFrame, metric: Metric, fig_dir: Path, csvs: dict[str, pd.DataFrame]
+    s: Section,
+    df: pd.DataFrame,
+    metric: Metric,
+    fig_dir: Path,
+    csvs: dict[str, pd.DataFrame],
+    pdf: bool = True,
 ) -> None:
     cells = per_class_sensitivity(df)
     if not cells:
@@ -526,6 +536,7 @@ def _imbalance_section(
                 f"class_sensitivity_{d}_{n}",
                 f"{d} — {n}: per-class sensitivity",
                 rel="figures/",
+                pdf=pdf,
             )
         )
     csvs["class_sensitivity"] = pd.DataFrame(long)
@@ -565,7 +576,12 @@ def _imbalance_section(
 
 
 def _diagnostics_section(
-    s: Section, df: pd.DataFrame, expected: dict, fig_dir: Path, csvs: dict[str, pd.DataFrame]
+    s: Section,
+    df: pd.DataFrame,
+    expected: dict,
+    fig_dir: Path,
+    csvs: dict[str, pd.DataFrame],
+    pdf: bool = True,
 ) -> None:
     curves = selection_curves(df)
     if len(curves):
@@ -586,6 +602,7 @@ def _diagnostics_section(
                     f"{d} — {n}: selection precision (clean ratio) and recall "
                     "(coverage ratio) per epoch, mean over seeds",
                     rel="figures/",
+                    pdf=pdf,
                 )
             )
         csvs["selection_curves"] = curves
