@@ -75,6 +75,7 @@ def report(
             formats=parse_formats(format_),
             posthoc=posthoc,
             run_pages=run_pages,
+            pdf=pdf,
         )
         with bar:
             result = build_report(root, out, opts, progress=tick)
