@@ -13,14 +13,12 @@ from typer.testing import CliRunner
 from chromium_page import check_page, chromium_binary
 from lnmbench.cli import app
 
-pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def report_dir(small_npz, tmp_path_factory):
-    """2 methods × 2 rates × 2 seeds × 2 epochs of the tiny CNN on a subset of the demo set."""
-    root = tmp_path_factory.mktemp("e2e")
+def _grid_and_report(small_npz, root):
+    """2 methods × 2 rates × 2 seeds × 2 epochs of the tiny CNN on a subset of the demo set
+    (240/80/80 images), then `lnmbench report`; returns the report folder."""
     spec = {
         "name": "e2e",
         "preset": "fast",
@@ -44,7 +42,17 @@ def report_dir(small_npz, tmp_path_factory):
     return root / "report"
 
 
-def test_report_cli_writes_every_format(report_dir):
+def test_report_cli_errors_are_one_line(tmp_path):
+    res = runner.invoke(app, ["report", str(tmp_path), "--no-progress"])
+    assert res.exit_code == 2 and "no run folders under" in res.output
+    res = runner.invoke(app, ["report", str(tmp_path), "--metric", "acc", "--no-progress"])
+    assert res.exit_code == 2 and "unknown metric 'acc'; known: accuracy" in res.output
+
+
+@pytest.mark.slow
+def test_grid_report_and_headless_chromium(small_npz, tmp_path):
+    """One test, so that the grid runs once: the report's files, then the page in Chromium."""
+    report_dir = _grid_and_report(small_npz, tmp_path)
     for name in (
         "report.html",
         "report.md",
@@ -57,20 +65,8 @@ def test_report_cli_writes_every_format(report_dir):
     assert len(list((report_dir / "runs").glob("*.html"))) == 8
     md = (report_dir / "report.md").read_text()
     assert "### small — symmetric" in md and "| ce |" in md and "| sce |" in md
-
-
-def test_report_cli_errors_are_one_line(tmp_path):
-    res = runner.invoke(app, ["report", str(tmp_path), "--no-progress"])
-    assert res.exit_code == 2 and "no run folders under" in res.output
-    res = runner.invoke(app, ["report", str(tmp_path), "--metric", "acc", "--no-progress"])
-    assert res.exit_code == 2 and "unknown metric 'acc'; known: accuracy" in res.output
-
-
-@pytest.mark.skipif(
-    chromium_binary() is None,
-    reason="chromium not installed (apt-get install -y chromium; .ci/run installs it)",
-)
-def test_report_renders_in_headless_chromium(report_dir):
+    if chromium_binary() is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium; .ci/run installs it)")
     page = check_page(report_dir / "report.html")
     assert page.errors == []
     assert page.title.startswith("lnmbench report")
