@@ -16,7 +16,7 @@ console = Console()
 
 def report(
     root: Annotated[Path, typer.Argument(help="result root (folder of run folders)")],
-    out: Annotated[Path | None, typer.Option(help="report folder [default: ROOT/report]")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (default ROOT/report)")] = None,
     metric: Annotated[
         str,
         typer.Option(
