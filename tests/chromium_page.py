@@ -17,8 +17,6 @@ from base64 import b64decode
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets.sync.client import connect
-
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -103,6 +101,8 @@ def check_page(
 ) -> PageCheck:
     """Load ``html`` in headless Chromium and return what it rendered (a screenshot of the
     first ``height`` pixels, or of the whole page up to 20000 px)."""
+    from websockets.sync.client import connect  # the dev extra's websocket client
+
     binary = chromium_binary()
     if binary is None:
         raise RuntimeError("chromium not found")
