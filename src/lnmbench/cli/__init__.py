@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from lnmbench.cli import catalog, grid, noise, prepare, results, run
+from lnmbench.cli import catalog, grid, noise, prepare, report, results, run
 from lnmbench.cli.console import console
 from lnmbench.cli.values import parse_set
 
@@ -24,6 +24,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "prepare": prepare.prepare,
     "grid": grid.grid,
     "results": results.results,
+    "report": report.report,
 }
 
 app = typer.Typer(
