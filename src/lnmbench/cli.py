@@ -318,11 +318,13 @@ def noise(
 
 
 from lnmbench import cli_grid  # noqa: E402
+from lnmbench.cli_audit import audit  # noqa: E402
 from lnmbench.cli_prepare import prepare  # noqa: E402
 
 app.command()(prepare)
 app.command("grid")(cli_grid.grid)
 app.command("results")(cli_grid.results)
+app.command("audit")(audit)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,232 @@
+"""Benchmark: ``lnmbench audit``'s signals and combined score against cleanlab, same training.
+
+Datasets: BloodMNIST, RetinaMNIST, BreastMNIST (28 px, ``../shared/data/*.npz`` relative to the
+repository root), training split. Noise (lnmbench's own generators, noise seed = cell seed):
+symmetric 0.2, symmetric 0.4, instance (PDN) 0.4. Seeds 0 and 1. One cross-fit per cell
+(``lnmbench.audit.crossfit``: K = 5 folds, small CNN ``cnn``, Adam 1e-3, batch 128, the
+``standard`` flip + pad-crop augmentation; epochs per dataset in ``EPOCHS``) gives the
+out-of-fold probabilities *and* the training dynamics, so every detector below costs the same
+training:
+
+- ``cleanlab``: ``cleanlab.rank.get_label_quality_scores`` (self-confidence) on the out-of-fold
+  probabilities ranks; ``cleanlab.filter.find_label_issues`` (prune by noise rate) flags;
+- each audit signal alone, and the audit's combined score (``lnmbench.audit.scoring``), which
+  flag their top n̂ samples (n̂ = the audit's own estimate of the number of wrong labels).
+
+Scores (clean labels known, used only here): noise-detection AUROC, precision@k with k = the
+true number of flipped labels, precision / recall / F1 of the flagged set. Wall time: the
+cross-fit (shared) and each detector's scoring time.
+
+Resumable: each fold is saved under ``--cache`` (default ``runs/audit_bench``), each finished
+cell's scores under ``benchmarks/results/audit_vs_cleanlab/<cell>.json``; the table
+``benchmarks/results/audit_vs_cleanlab.md`` is rewritten after every cell. Run with
+``OMP_NUM_THREADS=1`` (one torch thread). ``--rescore`` recomputes the scores of every cached
+cell (after a change to the scoring) without training.
+
+    OMP_NUM_THREADS=1 python benchmarks/audit_vs_cleanlab.py
+    python benchmarks/audit_vs_cleanlab.py --quick       # smoke test: 1 tiny cell, 2 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lnmbench.atomic_files import atomic_write_text
+from lnmbench.audit.confident_joint import confident_joint_estimate
+from lnmbench.audit.crossfit import CrossFitSettings, cross_fit_dynamics, out_of_fold_probs
+from lnmbench.audit.evaluation import grade, top_k
+from lnmbench.audit.scoring import score_records
+from lnmbench.data import load_dataset
+from lnmbench.noise import make_noisy_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+DATASETS = ("retinamnist", "breastmnist", "bloodmnist")
+NOISES = (("symmetric", 0.2), ("symmetric", 0.4), ("instance", 0.4))
+SEEDS = (0, 1)
+EPOCHS = {"bloodmnist": 8, "retinamnist": 20, "breastmnist": 20}
+
+
+def cell_name(dataset: str, noise: str, rate: float, seed: int) -> str:
+    return f"{dataset}_{noise}{rate:g}_s{seed}"
+
+
+def run_cell(
+    dataset: str, noise: str, rate: float, seed: int, epochs: int, cache: Path, quick: bool
+) -> dict[str, Any]:
+    """Noise, cross-fit (or load), score every detector; returns the cell's result dict."""
+    ds = load_dataset(str(DATA / f"{dataset}.npz"))
+    part = ds["train"]
+    images, clean = part.images, part.labels.numpy()
+    if quick:
+        images, clean = images[:400], clean[:400]
+    c = ds.info.num_classes
+    noisy = make_noisy_labels(
+        noise,
+        clean,
+        c,
+        rate,
+        seed,
+        images=images.numpy(),
+        cache_dir=cache / "noise",
+        cache_key={"dataset": dataset, "split": "train", "quick": quick},
+    ).noisy
+    is_noisy = noisy != clean
+    settings = CrossFitSettings(
+        folds=5, model="cnn-tiny" if quick else "cnn", epochs=epochs, seed=seed
+    )
+    name = cell_name(dataset, noise, rate, seed)
+    timing_path = cache / "timing" / f"{name}.json"
+    t0 = time.perf_counter()
+    records = cross_fit_dynamics(
+        images, noisy, c, settings, device=torch.device("cpu"), fold_dir=cache / "folds"
+    )
+    train_s = time.perf_counter() - t0
+    if timing_path.is_file():  # trained earlier (maybe over several resumed sessions)
+        train_s = json.loads(timing_path.read_text())["train_s"]
+    else:
+        atomic_write_text(timing_path, json.dumps({"train_s": train_s}))
+    pred_probs = out_of_fold_probs(records, noisy.size)
+
+    out: dict[str, Any] = {
+        "dataset": dataset,
+        "noise": noise,
+        "rate": rate,
+        "seed": seed,
+        "n": int(noisy.size),
+        "true_flips": int(is_noisy.sum()),
+        "realised_rate": float(is_noisy.mean()),
+        "oof_accuracy_vs_clean": float(np.mean(pred_probs.argmax(1) == clean)),
+        "epochs": epochs,
+        "train_s": train_s,
+        "detectors": {},
+    }
+    t = time.perf_counter()
+    cj = confident_joint_estimate(noisy, pred_probs)
+    cl_s = time.perf_counter() - t
+    assert cj is not None, "the benchmark needs cleanlab: pip install -e '.[audit]'"
+    out["detectors"]["cleanlab"] = {
+        **grade(-cj.quality, cj.issues, is_noisy),
+        "score_s": cl_s,
+    }
+    t = time.perf_counter()
+    scored = score_records(records, noisy, seed=seed)
+    ours_s = time.perf_counter() - t
+    n_hat = scored.estimated_issues
+    out["estimated_issues"] = n_hat
+    out["cleanlab_num_issues"] = cj.num_issues
+    for sig, s in scored.signals.items():
+        out["detectors"][sig] = {**grade(s, top_k(s, n_hat), is_noisy), "score_s": math.nan}
+    out["detectors"]["combined"] = {
+        **grade(scored.combined, top_k(scored.combined, n_hat), is_noisy),
+        "score_s": ours_s,
+    }
+    return out
+
+
+def fmt(x: float, pct: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Markdown: one row per cell and detector, plus a summary of wins."""
+    if not results:
+        return "(no finished cells)\n"
+    dets = list(results[0]["detectors"])
+    lines = [
+        "| cell | flips | detector | AUROC | P@k | F1 | flagged | train s | score s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        cell = cell_name(r["dataset"], r["noise"], r["rate"], r["seed"])
+        for d in dets:
+            m = r["detectors"][d]
+            score_s = "" if math.isnan(m["score_s"]) else f"{m['score_s']:.2f}"
+            lines.append(
+                f"| {cell} | {r['true_flips']} | {d} | {fmt(m['auroc'])} | "
+                f"{fmt(m['precision_at_k'])} | {fmt(m['f1'])} | {m['n_flagged']} | "
+                f"{r['train_s']:.0f} | {score_s} |"
+            )
+    lines += ["", summary(results)]
+    return "\n".join(lines) + "\n"
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """Mean over cells per detector, and in how many cells 'combined' beats cleanlab."""
+    dets = list(results[0]["detectors"])
+    lines = [
+        f"Mean over {len(results)} cells:",
+        "",
+        "| detector | AUROC | P@k | F1 |",
+        "|---|---:|---:|---:|",
+    ]
+    for d in dets:
+        vals = {
+            k: float(np.nanmean([r["detectors"][d][k] for r in results]))
+            for k in ("auroc", "precision_at_k", "f1")
+        }
+        lines.append(
+            f"| {d} | {fmt(vals['auroc'])} | {fmt(vals['precision_at_k'])} | {fmt(vals['f1'])} |"
+        )
+    wins = {
+        k: sum(r["detectors"]["combined"][k] > r["detectors"]["cleanlab"][k] for r in results)
+        for k in ("auroc", "precision_at_k", "f1")
+    }
+    lines += [
+        "",
+        f"combined > cleanlab: AUROC in {wins['auroc']}/{len(results)} cells, precision@k in "
+        f"{wins['precision_at_k']}/{len(results)}, F1 in {wins['f1']}/{len(results)}.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "audit_bench")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    ap.add_argument("--rescore", action="store_true", help="re-score finished cells")
+    ap.add_argument("--quick", action="store_true", help="smoke test: one 400-sample cell")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} (the MedMNIST files) is not there", file=sys.stderr)
+        return 0
+    if args.quick:
+        r = run_cell("breastmnist", "symmetric", 0.4, 0, 2, args.cache / "quick", True)
+        print(table([r]))
+        return 0
+    out_dir = RESULTS / "audit_vs_cleanlab"
+    seeds = [int(s) for s in args.seeds.split(",")]
+    cells = [(d, n, r, s) for d in args.datasets.split(",") for s in seeds for n, r in NOISES]
+    results = []
+    for d, n, r, s in cells:
+        path = out_dir / f"{cell_name(d, n, r, s)}.json"
+        if path.is_file() and not args.rescore:
+            results.append(json.loads(path.read_text()))
+            continue
+        t = time.perf_counter()
+        res = run_cell(d, n, r, s, EPOCHS[d], args.cache, False)
+        atomic_write_text(path, json.dumps(res, indent=1))
+        results.append(res)
+        print(f"{path.stem}: {time.perf_counter() - t:.0f} s", flush=True)
+        atomic_write_text(RESULTS / "audit_vs_cleanlab.md", table(results))
+    atomic_write_text(RESULTS / "audit_vs_cleanlab.md", table(results))
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
