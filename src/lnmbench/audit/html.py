@@ -19,7 +19,7 @@ background:#fff;max-width:1240px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;
 padding-bottom:4px}.meta{color:#555;font-size:13px;margin:2px 0}
 .note{background:#fff6dd;border:1px solid #e8c66a;padding:6px 10px;font-size:13px;margin:10px 0}
-.sheet{display:grid;grid-template-columns:repeat(auto-fill,minmax(112px,1fr));gap:8px}
+.sheet{display:grid;grid-template-columns:repeat(auto-fill,minmax(118px,1fr));gap:8px}
 .card{border:1px solid #d8dde3;border-radius:4px;padding:4px;text-align:center;font-size:11px;
 background:#fafbfc}.card img{width:96px;height:96px;image-rendering:pixelated;display:block;
 margin:0 auto 3px;background:#000}.lab{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -80,8 +80,8 @@ def _card(s: Suspect) -> str:
     return (
         f'<div class="card" title="{_e(title)}"><img alt="sample {s.index}" '
         f'src="{png_data_uri(s.image)}"><div class="lab">#{s.index}</div>'
-        f'<div class="lab"><span class="giv">{_e(s.given)}</span> → '
-        f'<span class="sug">{_e(s.suggested)}</span></div>'
+        f'<div class="lab giv" title="given">{_e(s.given)}</div>'
+        f'<div class="lab sug" title="suggested">→ {_e(s.suggested)}</div>'
         f'<div class="sc">score {s.score:.3f}</div></div>'
     )
 
