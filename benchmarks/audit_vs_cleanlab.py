@@ -11,7 +11,8 @@ training:
 - ``cleanlab``: ``cleanlab.rank.get_label_quality_scores`` (self-confidence) on the out-of-fold
   probabilities ranks; ``cleanlab.filter.find_label_issues`` (prune by noise rate) flags;
 - each audit signal alone, and the audit's combined score (``lnmbench.audit.scoring``), which
-  flag their top n̂ samples (n̂ = the audit's own estimate of the number of wrong labels).
+  flag their top n̂ samples, n̂ = the number cleanlab flags (``lnmbench.audit.scoring.flag_count``:
+  confident learning estimates *how many*, the ranking decides *which*).
 
 Scores (clean labels known, used only here): noise-detection AUROC, precision@k with k = the
 true number of flipped labels, precision / recall / F1 of the flagged set. Wall time: the
@@ -44,7 +45,7 @@ from lnmbench.atomic_files import atomic_write_text
 from lnmbench.audit.confident_joint import confident_joint_estimate
 from lnmbench.audit.crossfit import CrossFitSettings, cross_fit_dynamics, out_of_fold_probs
 from lnmbench.audit.evaluation import grade, top_k
-from lnmbench.audit.scoring import score_records
+from lnmbench.audit.scoring import flag_count, score_records
 from lnmbench.data import load_dataset
 from lnmbench.noise import make_noisy_labels
 
@@ -54,7 +55,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 DATASETS = ("retinamnist", "breastmnist", "bloodmnist")
 NOISES = (("symmetric", 0.2), ("symmetric", 0.4), ("instance", 0.4))
 SEEDS = (0, 1)
-EPOCHS = {"bloodmnist": 8, "retinamnist": 20, "breastmnist": 20}
+EPOCHS = {"bloodmnist": 4, "retinamnist": 20, "breastmnist": 20}
 
 
 def cell_name(dataset: str, noise: str, rate: float, seed: int) -> str:
@@ -122,8 +123,9 @@ def run_cell(
     t = time.perf_counter()
     scored = score_records(records, noisy, seed=seed)
     ours_s = time.perf_counter() - t
-    n_hat = scored.estimated_issues
+    n_hat, _ = flag_count(scored, cj.issues)
     out["estimated_issues"] = n_hat
+    out["argmax_disagreements"] = scored.estimated_issues
     out["cleanlab_num_issues"] = cj.num_issues
     for sig, s in scored.signals.items():
         out["detectors"][sig] = {**grade(s, top_k(s, n_hat), is_noisy), "score_s": math.nan}

@@ -29,9 +29,12 @@ def audit(
     model: Annotated[str, typer.Option(help="backbone (lnmbench models)")] = "cnn",
     epochs: Annotated[int, typer.Option(help="training epochs per fold")] = 10,
     signals: Annotated[
-        str,
-        typer.Option(help="comma-separated signals: oof,oof_ens,small_loss,aum,gmm,disc"),
-    ] = "oof,oof_ens,small_loss,aum,gmm,disc",
+        str | None,
+        typer.Option(
+            help="signals combined into the score, comma-separated (default: the benchmarked "
+            "set; every signal is reported anyway; docs/audit.md)"
+        ),
+    ] = None,
     top: Annotated[int, typer.Option(help="suspects shown in audit.html")] = 100,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("audit"),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",

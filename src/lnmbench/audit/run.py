@@ -33,8 +33,8 @@ from lnmbench.audit.confident_joint import INSTALL_HINT, ConfidentJoint, confide
 from lnmbench.audit.crossfit import CrossFitSettings, EpochCallback, cross_fit_dynamics
 from lnmbench.audit.evaluation import grade, top_k
 from lnmbench.audit.html import PageData, Suspect, render
-from lnmbench.audit.scoring import Scored, score_records
-from lnmbench.audit.signals import DEFAULT_SIGNALS, parse_signals
+from lnmbench.audit.scoring import Scored, flag_count, score_records
+from lnmbench.audit.signals import DEFAULT_COMBINED, parse_signals
 from lnmbench.data import Dataset, load_dataset
 from lnmbench.errors import ConfigError
 
@@ -110,7 +110,7 @@ class AuditConfig:
     batch_size: int = 128
     lr: float = 1e-3
     augment: str = "standard"
-    signals: tuple[str, ...] = DEFAULT_SIGNALS
+    signals: tuple[str, ...] = DEFAULT_COMBINED  # combined into the score (all are reported)
     top: int = 100
     seed: int = 0
     device: str = "auto"
@@ -193,7 +193,7 @@ def run_audit(
         on_fold_loaded=on_fold_loaded,
     )
     train_s = time.perf_counter() - t0
-    scored = score_records(records, data.given, seed=cfg.seed, signals=signals)
+    scored = score_records(records, data.given, seed=cfg.seed, combined_from=signals)
     cj = confident_joint_estimate(data.given, scored.pred_probs)
     summary = write_outputs(cfg, ds, data, scored, cj, settings, train_s)
     summary["time_s"]["total"] = time.perf_counter() - t_start
@@ -252,7 +252,7 @@ def write_outputs(
     names = list(ds.info.class_names)
     c = len(names)
     n = data.given.size
-    n_hat = scored.estimated_issues
+    n_hat, n_hat_rule = flag_count(scored, None if cj is None else cj.issues)
     flagged = top_k(scored.combined, n_hat)
     frame = _suspects_frame(data, scored, names, flagged)
     tmp = out / ".suspects.csv.tmp"
@@ -312,7 +312,7 @@ def write_outputs(
         "combined_from": list(scored.combined_from),
         "combination": "mean of the signals' scaled ranks (rank average)",
         "estimated_issues": int(n_hat),
-        "estimated_issues_rule": "samples whose out-of-fold argmax differs from the given label",
+        "estimated_issues_rule": n_hat_rule,
         "oof_agreement_with_given": float(np.mean(scored.suggested == data.given)),
         "confident_joint": None
         if cj is None

@@ -21,8 +21,9 @@ class Scored:
 
     signals: {name: (N,) float64 suspicion}; combined: (N,) float64 combined suspicion in (0, 1];
     combined_from: the signals it combines; pred_probs: (N, C) float32 out-of-fold probabilities;
-    suggested: (N,) int64 argmax of pred_probs; estimated_issues: the audit's estimate of the
-    number of wrong labels (see :func:`estimate_issues`).
+    suggested: (N,) int64 argmax of pred_probs; estimated_issues: the number of samples whose
+    out-of-fold argmax differs from the given label (the count used without cleanlab, see
+    :func:`flag_count`).
     """
 
     signals: dict[str, np.ndarray]
@@ -36,6 +37,18 @@ class Scored:
 def estimate_issues(pred_probs: np.ndarray, labels: np.ndarray) -> int:
     """Number of samples whose out-of-fold argmax is not the given label (N,) -> int."""
     return int(np.sum(pred_probs.argmax(axis=1) != labels))
+
+
+def flag_count(scored: Scored, cleanlab_issues: np.ndarray | None) -> tuple[int, str]:
+    """How many of the most suspect samples the audit flags, and the rule that says so.
+
+    With cleanlab: as many as confident learning finds (``find_label_issues``, an estimate of
+    the *number* of wrong labels from the confident joint); the audit's own ranking decides
+    *which* ones. Without cleanlab: the samples whose out-of-fold argmax is not the given label.
+    """
+    if cleanlab_issues is not None:
+        return int(np.sum(cleanlab_issues)), "as many as cleanlab's find_label_issues"
+    return scored.estimated_issues, "out-of-fold argmax differs from the given label"
 
 
 def score_records(

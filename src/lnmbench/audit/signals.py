@@ -9,6 +9,8 @@ during their training passes) and the held-out sample of one (out-of-fold probab
   self-confidence on the same probabilities).
 - ``oof_ens``: 1 − mean over the last half of the epochs of the held-out p_ỹ (a temporal
   ensemble of the out-of-fold predictions).
+- ``oof_margin``: −(p̄_ỹ − max_{c≠ỹ} p̄_c) with p̄ that temporal ensemble (the out-of-fold
+  normalised margin: it asks whether another class beats the given one, not only how low p_ỹ is).
 - ``small_loss``: mean in-sample cross-entropy on the given label over all epochs and the K − 1
   networks that trained on the sample (the small-loss criterion of Co-teaching, integrated over
   training).
@@ -63,14 +65,26 @@ def signal_oof(records: list[FoldRecord], labels: np.ndarray, seed: int) -> np.n
     return 1.0 - p[_rows(labels.size), labels].astype(np.float64)
 
 
-def signal_oof_ens(records: list[FoldRecord], labels: np.ndarray, seed: int) -> np.ndarray:
-    epochs = records[0].heldout_probs.shape[0]
-    first = epochs // 2
-    conf = np.zeros(labels.size, np.float64)
+def heldout_ensemble(records: list[FoldRecord], n: int) -> np.ndarray:
+    """(N, C) float64: mean held-out softmax over the last half of the epochs (e ≥ ⌊E/2⌋)."""
+    epochs, _, c = records[0].heldout_probs.shape
+    probs = np.zeros((n, c), np.float64)
     for r in records:
-        p = r.heldout_probs[first:].astype(np.float64).mean(axis=0)
-        conf[r.test_idx] = p[_rows(len(r.test_idx)), labels[r.test_idx]]
-    return 1.0 - conf
+        probs[r.test_idx] = r.heldout_probs[epochs // 2 :].astype(np.float64).mean(axis=0)
+    return probs
+
+
+def signal_oof_ens(records: list[FoldRecord], labels: np.ndarray, seed: int) -> np.ndarray:
+    p = heldout_ensemble(records, labels.size)
+    return 1.0 - p[_rows(labels.size), labels]
+
+
+def signal_oof_margin(records: list[FoldRecord], labels: np.ndarray, seed: int) -> np.ndarray:
+    p = heldout_ensemble(records, labels.size)
+    rows = _rows(labels.size)
+    given = p[rows, labels]
+    p[rows, labels] = -np.inf
+    return -(given - p.max(axis=1))
 
 
 def signal_small_loss(records: list[FoldRecord], labels: np.ndarray, seed: int) -> np.ndarray:
@@ -113,6 +127,7 @@ def signal_disc(records: list[FoldRecord], labels: np.ndarray, seed: int) -> np.
 SIGNALS: dict[str, SignalFn] = {
     "oof": signal_oof,
     "oof_ens": signal_oof_ens,
+    "oof_margin": signal_oof_margin,
     "small_loss": signal_small_loss,
     "aum": signal_aum,
     "gmm": signal_gmm,
@@ -123,9 +138,10 @@ DEFAULT_COMBINED = tuple(SIGNALS)
 
 
 def parse_signals(names: str | Sequence[str] | None) -> tuple[str, ...]:
-    """'oof,aum' or a list -> validated tuple of signal names (unknown names list the known)."""
+    """'oof,aum' or a list -> validated tuple of signal names (unknown names list the known);
+    None -> the default combined set."""
     if names is None:
-        return DEFAULT_SIGNALS
+        return DEFAULT_COMBINED
     items = names.split(",") if isinstance(names, str) else list(names)
     items = [s.strip() for s in items if s.strip()]
     if not items:
