@@ -24,7 +24,9 @@ during their training passes) and the held-out sample of one (out-of-fold probab
   p_ỹ − c_i (pre-update threshold); suspicion = −its mean over epochs and networks.
 
 ``combine`` ranks each chosen signal (average ranks scaled to (0, 1]) and averages the ranks:
-a rank average, parameter-free, fitted to nothing.
+a rank average, parameter-free, fitted to nothing. By default it combines ``oof_margin`` (what
+the held-out networks say) and ``aum`` (how hard the label was to fit for the networks that
+trained on it).
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ SIGNALS: dict[str, SignalFn] = {
     "disc": signal_disc,
 }
 DEFAULT_SIGNALS = tuple(SIGNALS)
-DEFAULT_COMBINED = tuple(SIGNALS)
+# The score's default signals: chosen on the RetinaMNIST cells of benchmarks/audit_vs_cleanlab.py
+# (BreastMNIST and BloodMNIST held out); see docs/benchmark_results.md.
+DEFAULT_COMBINED = ("oof_margin", "aum")
 
 
 def parse_signals(names: str | Sequence[str] | None) -> tuple[str, ...]:
