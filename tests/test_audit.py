@@ -74,18 +74,7 @@ def cli() -> Typer:
     return app
 
 
-TINY = [
-    "--model",
-    "cnn-tiny",
-    "--folds",
-    "3",
-    "--epochs",
-    "3",
-    "--batch-size",
-    "16",
-    "--lr",
-    "0.003",
-]
+TINY = "--model cnn-tiny --folds 3 --epochs 4 --batch-size 16 --lr 0.003".split()
 
 
 def test_combined_score_ranks_planted_flips_first():

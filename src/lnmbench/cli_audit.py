@@ -117,13 +117,9 @@ def print_result(result) -> None:  # result: lnmbench.audit.run.AuditResult
     s = result.summary
     names = s["class_names"]
     console.print(
-        f"{s['dataset']}: {s['n']} samples audited ({s['labels']}); estimated wrong labels "
-        f"{s['estimated_issues']} ({100 * s['estimated_issues'] / max(s['n'], 1):.1f}%)"
-        + (
-            ""
-            if s["confident_joint"] is None
-            else f", confident joint {s['confident_joint']['num_issues']}"
-        ),
+        f"{s['dataset']}: {s['n']} samples audited ({s['labels']}); flagged "
+        f"{s['estimated_issues']} ({100 * s['estimated_issues'] / max(s['n'], 1):.1f}%: "
+        f"{s['estimated_issues_rule']})",
         highlight=False,
     )
     for note in s["notes"]:

@@ -23,7 +23,7 @@ padding-bottom:4px}.meta{color:#555;font-size:13px;margin:2px 0}
 .card{border:1px solid #d8dde3;border-radius:4px;padding:4px;text-align:center;font-size:11px;
 background:#fafbfc}.card img{width:96px;height:96px;image-rendering:pixelated;display:block;
 margin:0 auto 3px;background:#000}.lab{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.giv{color:#b3261e;font-weight:600}.sug{color:#1b6e20;font-weight:600}.sc{color:#555}
+.giv{color:#b3261e;font-weight:600}.agr{color:#777}.sug{color:#1b6e20;font-weight:600}.sc{color:#555}
 table{border-collapse:collapse;font-size:12px}td,th{padding:3px 6px;text-align:right}
 th{background:#f1f3f5}td.l,th.l{text-align:left}.bars td{border-bottom:1px solid #eee}
 .bar{height:11px;display:inline-block;vertical-align:middle}.b1{background:#d9822b}
@@ -81,8 +81,13 @@ def _card(s: Suspect) -> str:
         f'<div class="card" title="{_e(title)}"><img alt="sample {s.index}" '
         f'src="{png_data_uri(s.image)}"><div class="lab">#{s.index}</div>'
         f'<div class="lab giv" title="given">{_e(s.given)}</div>'
-        f'<div class="lab sug" title="suggested">→ {_e(s.suggested)}</div>'
-        f'<div class="sc">score {s.score:.3f}</div></div>'
+        + (
+            f'<div class="lab sug" title="suggested">→ {_e(s.suggested)}</div>'
+            if s.suggested != s.given
+            else '<div class="lab agr" title="the out-of-fold argmax is the given label">'
+            "→ (model agrees)</div>"
+        )
+        + f'<div class="sc">score {s.score:.3f}</div></div>'
     )
 
 

@@ -181,6 +181,13 @@ def run_audit(
     ds = dataset if dataset is not None else open_dataset(cfg)
     data = audited_labels(ds, cfg.split, cfg.noise, cfg.rate, cfg.seed)
     c = ds.info.num_classes
+    loaded: list[int] = []
+
+    def fold_loaded(k: int) -> None:
+        loaded.append(k)
+        if on_fold_loaded is not None:
+            on_fold_loaded(k)
+
     t0 = time.perf_counter()
     records = cross_fit_dynamics(
         data.images,
@@ -190,9 +197,10 @@ def run_audit(
         device=device,
         fold_dir=out / "folds",
         on_epoch=on_epoch,
-        on_fold_loaded=on_fold_loaded,
+        on_fold_loaded=fold_loaded,
     )
     train_s = time.perf_counter() - t0
+    cfg.extra["folds_loaded"] = len(loaded)
     scored = score_records(records, data.given, seed=cfg.seed, combined_from=signals)
     cj = confident_joint_estimate(data.given, scored.pred_probs)
     summary = write_outputs(cfg, ds, data, scored, cj, settings, train_s)
@@ -324,6 +332,7 @@ def write_outputs(
         "notes": notes,
         "evaluation": evaluation,
         "time_s": {"cross_fit": train_s},
+        "folds_loaded": int(cfg.extra.get("folds_loaded", 0)),
     }
     top = min(cfg.top, n)
     order = np.array(frame["index"].to_numpy()[:top], dtype=np.int64)
@@ -342,10 +351,14 @@ def write_outputs(
     meta = [
         f"{n} samples of split {cfg.split!r}, {c} classes; labels: {data.source}",
         f"cross-fit: {settings.folds} folds × {settings.epochs} epochs of {settings.model} "
-        f"({settings.augment} augmentation, seed {settings.seed}) in {train_s:.0f} s",
-        f"combined score = rank average of {', '.join(scored.combined_from)}; "
-        f"estimated wrong labels n̂ = {n_hat} ({100 * n_hat / max(n, 1):.1f}%)"
-        + ("" if cj is None else f"; confident joint: {cj.num_issues}"),
+        f"({settings.augment} augmentation, seed {settings.seed}) in {train_s:.0f} s"
+        + (
+            f" ({cfg.extra['folds_loaded']} of {settings.folds} folds loaded from an earlier run)"
+            if cfg.extra.get("folds_loaded")
+            else ""
+        ),
+        f"score = rank average of {', '.join(scored.combined_from)}; flagged: the top "
+        f"n̂ = {n_hat} ({100 * n_hat / max(n, 1):.1f}%; {n_hat_rule})",
     ]
     tables = []
     if evaluation is not None:
