@@ -25,6 +25,11 @@ SETTINGS = [
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=None, help="default: the fast preset's")
+    ap.add_argument(
+        "--preset",
+        default="fast-augmented",
+        help="preset of the committed tables (the old CPU protocol; validity.py runs fast)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_clean_vs_noisy"))
@@ -44,6 +49,7 @@ def main() -> None:
             "seed": args.seed,
             "device": args.device,
             "progress": False,
+            "preset": args.preset,
         }
         if args.epochs:
             user["epochs"] = args.epochs

@@ -95,6 +95,11 @@ def fmt(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=None, help="epochs (default: preset's 20)")
+    ap.add_argument(
+        "--preset",
+        default="fast-augmented",
+        help="preset of the committed tables (the old CPU protocol; validity.py runs fast)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 (quick: 0)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--noises", type=parse_noise, nargs="+", default=None, help="NAME:RATE ...")
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                         "noise": {"name": noise, "rate": rate},
                         "seed": seed,
                         "progress": False,
+                        "preset": args.preset,
                     }
                     if epochs is not None:
                         user["epochs"] = epochs

@@ -95,6 +95,11 @@ def fmt(values: list[float], pct: bool = True) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=None, help="default: the fast preset's (20)")
+    ap.add_argument(
+        "--preset",
+        default="fast-augmented",
+        help="preset of the committed tables (the old CPU protocol; validity.py runs fast)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_semi"))
@@ -134,6 +139,7 @@ def main() -> None:
             "seed": seed,
             "device": args.device,
             "progress": False,
+            "preset": args.preset,
             **extra,
         }
         if epochs:

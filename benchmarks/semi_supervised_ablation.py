@@ -12,6 +12,11 @@ The bundled ``demo`` set (3000 BloodMNIST training images), symmetric 0.5, seed 
   error: what is left is the cost or gain of the training step itself;
 - DISC as in the preset, with CE's optimiser (SGD 0.05, momentum 0.9), and without mixup.
 
+The rows above are measured in the old CPU protocol (the ``fast-augmented`` preset). With
+``--schedules`` it runs the current ``fast`` preset (the paper's regime) against the schedule each
+of its choices replaced: DivideMix's LR step, warm-up / λ_u ramp and separate forwards, DISC's
+scaled EMA momentum, Co-teaching's forget ramp and Co-teaching+'s scaled fallback horizon.
+
 With ``--memorisation`` it runs the regime where CE memorises the noisy labels instead: CE,
 DivideMix, DISC, Co-teaching and CoDis as in the preset but 60 epochs and no augmentation of the
 training view (the methods' own weak/strong views are still random), which shows whether the
@@ -81,6 +86,34 @@ MEMORISATION_ROWS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 MEMORISATION = {"epochs": 60, "augment": "none"}
 
+# --schedules: the current fast preset (the paper's regime) against the schedule it replaced, one
+# change per row; rows 1, 5, 7 and 9 are cells of benchmarks/validity.py (demo, symmetric 0.5,
+# seed 0): with --out runs/validity they are read from there instead of trained again
+SCHEDULE_ROWS: list[tuple[str, str, dict[str, Any]]] = [
+    ("DivideMix, fast preset", "dividemix", {}),
+    ("DivideMix, constant LR (the reference)", "dividemix", {"schedule": "constant"}),
+    (
+        "DivideMix, the reference's warm-up 5/50 and λ_u ramp 16/50",
+        "dividemix",
+        {"warmup_epochs": 5, "rampup_epochs": 16.0},
+    ),
+    (
+        "DivideMix, concatenated co-guess / co-refine forwards",
+        "dividemix",
+        {"forwards": "concatenated"},
+    ),
+    ("DISC, fast preset", "disc", {}),
+    ("DISC, EMA momentum per epoch, not scaled to 200 epochs", "disc", {"ema_epochs": None}),
+    ("Co-teaching, fast preset", "coteaching", {}),
+    (
+        "Co-teaching, the reference's forget ramp T_k = 10/50",
+        "coteaching",
+        {"forget_ramp_epochs": 10},
+    ),
+    ("Co-teaching+, fast preset", "coteaching-plus", {}),
+    ("Co-teaching+, a fixed 5000-step fallback", "coteaching-plus", {"fallback_fraction": None}),
+]
+
 _ORACLE_W: dict[str, np.ndarray] = {}
 
 
@@ -96,13 +129,18 @@ class OracleDivideMix(DivideMix):
 
 
 def config(
-    method: str, hparams: dict[str, Any], quick: bool = False, memorisation: bool = False
+    method: str,
+    hparams: dict[str, Any],
+    quick: bool = False,
+    memorisation: bool = False,
+    preset: str = "fast-augmented",
 ) -> Any:
     user: dict[str, Any] = {
         "method": method,
         "dataset": "demo",
         "noise": dict(NOISE),
         "seed": 0,
+        "preset": preset,
         "progress": False,
     }
     if hparams:
@@ -121,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--memorisation", action="store_true", help="the regime where CE memorises (60 epochs)"
     )
+    ap.add_argument(
+        "--schedules",
+        action="store_true",
+        help="the current fast preset against the schedules it replaced",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: cnn-tiny, 2 epochs, temp dir")
     args = ap.parse_args(argv)
     tmp = tempfile.TemporaryDirectory(prefix="bench_semi_ablation_") if args.quick else None
@@ -131,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     noise = split_noise(cfg0, ds, default_data_dir())["train"]
     _ORACLE_W["w"] = (noise.noisy == noise.clean).astype(np.float64)
 
-    table = MEMORISATION_ROWS if args.memorisation else ROWS
+    table = SCHEDULE_ROWS if args.schedules else MEMORISATION_ROWS if args.memorisation else ROWS
+    preset = "fast" if args.schedules else "fast-augmented"
     numbers = args.rows or range(1, len(table) + 1)
     lines = [
         "| # | variant | last-5 test acc | final test acc | final train acc (noisy labels) |",
@@ -140,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for number in numbers:
             label, method, hparams = table[number - 1]
-            cfg = config(method, hparams, args.quick, args.memorisation)
+            cfg = config(method, hparams, args.quick, args.memorisation, preset)
             t0 = time.perf_counter()
             summary = run_one(cfg, out)
             final = RunFolder(out / cfg.run_name()).read_metrics()[-1]

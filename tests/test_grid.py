@@ -231,7 +231,7 @@ def test_unprepared_real_world_dataset_is_missing_data(tiny_npz):
         ({"bogus": 1}, "bogus: Extra inputs are not permitted"),
         ({"overrides": {"method": "ce"}}, "may not set 'method'"),
         ({"overrides": {"epoch": 3}}, "unknown run setting 'epoch'"),
-        ({"preset": "nope"}, "unknown preset 'nope'; known: fast, lnmbench"),
+        ({"preset": "nope"}, "unknown preset 'nope'; known: fast, fast-augmented, lnmbench"),
         ({"rates": [1.0]}, "noise rate must be in [0, 1)"),
         ({"hparams": {"cee": {"lr": 1}}}, "cee not in the grid"),
         ({"methods": None}, "no methods"),

@@ -31,8 +31,10 @@ from lnmbench.methods.common.two_net import (
 from lnmbench.methods.coteaching import CoTeaching
 from lnmbench.methods.coteaching_plus import (
     CoTeachingPlus,
+    CoTeachingPlusHparams,
     disagreement_mask,
     disagreement_remember_count,
+    fallback_horizon,
     fallback_trains,
 )
 from lnmbench.methods.hparams import resolve_hparams
@@ -229,6 +231,10 @@ def test_disagreement_set_and_counts():
     assert disagreement_remember_count(1, 0.5) == 1  # ⌊0.5⌋ = 0 -> all of D
     assert disagreement_remember_count(2, 0.9) == 2
     assert fallback_trains(4999, 5000) and not fallback_trains(5000, 5000)
+    hp = resolve_hparams(CoTeachingPlusHparams, {}, "test")
+    assert fallback_horizon(hp, 2000) == 5000  # the original's fixed horizon
+    hp = resolve_hparams(CoTeachingPlusHparams, {"fallback_fraction": 0.064}, "test")
+    assert fallback_horizon(hp, 960) == 61  # 6.4 % of the run, as 5000 of 78k in the original
 
 
 def test_coteaching_plus_selects_inside_disagreement():

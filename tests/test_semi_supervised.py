@@ -268,9 +268,69 @@ def test_dividemix_empty_unlabelled_mixes_labelled_rows_only():
     stats, diag = _run_epoch(m, 1)
     assert all(float(s["lu"]) == 0.0 for s in stats)
     assert diag["fallbacks"] == ["net1: empty_unlabelled", "net2: empty_unlabelled"]
-    # net 1's phase: labelled batches of 16, 16, 8; each forward (co-refinement, then the mixed
-    # batch) holds [x1; x2] only, no unlabelled rows
-    assert rows == [32, 32, 32, 32, 16, 16]
+    # net 1's phase: labelled batches of 16, 16, 8; co-refinement forwards x1 and x2 one call
+    # each, then the mixed batch holds [x1; x2] only, no unlabelled rows
+    assert rows == [16, 16, 32, 16, 16, 32, 8, 8, 16]
+
+
+def _one_mixmatch_step(forwards: str):
+    """A DivideMix in its semi-supervised phase and one MixMatch step of net 1 (peer net 2), with
+    every forward's input recorded: returns (method, net-1 state before, calls), calls =
+    [(net name, train mode, input)] in call order."""
+    import copy
+
+    labels = np.arange(48) % 3
+    m = _method(DivideMix, labels, batch_size=8, warmup_epochs=1, ref_epochs=4, forwards=forwards)
+    m.epoch = 1
+    half = np.arange(48) < 24
+    division = Split(half, np.where(half, 0.9, 0.1))
+    m.co_divide = lambda epoch: m.splits.update(net1=division, net2=division)
+    m.train_mode()
+    m.on_epoch_start(1)
+    batches = m.epoch_batches(1)
+    idx = next(batches)
+    before = copy.deepcopy(m.nets["net1"])
+    calls: list[tuple[str, bool, torch.Tensor]] = []
+    for name, net in m.nets.items():
+        net.register_forward_pre_hook(
+            lambda mod, inp, name=name: calls.append((name, mod.training, inp[0].detach().clone()))
+        )
+    views = {k: m.ctx.train.view(idx, k) for k in m.views}
+    m.train_step(Batch(idx, m.ctx.train.noisy_labels[idx], views))
+    return m, before, calls
+
+
+def test_dividemix_forwards_are_separate_as_in_the_original():
+    """Train_cifar.py: net(u1), net(u2), peer(u1), peer(u2) (peer in eval mode), net(x1),
+    net(x2), each its own forward, then net(mixed); BatchNorm running statistics after the step
+    equal those of hand-written separate forwards of the same inputs."""
+    m, before, calls = _one_mixmatch_step("separate")
+    order = [(name, training, len(x)) for name, training, x in calls]
+    assert order == [
+        ("net1", True, 8),  # u1
+        ("net1", True, 8),  # u2
+        ("net2", False, 8),  # u1 through the frozen peer
+        ("net2", False, 8),  # u2
+        ("net1", True, 8),  # x1
+        ("net1", True, 8),  # x2
+        ("net1", True, 32),  # mixed [x1; x2; u1; u2]
+    ]
+    u1, u2, x1, x2 = calls[0][2], calls[1][2], calls[4][2], calls[5][2]
+    torch.testing.assert_close(calls[2][2], u1)
+    torch.testing.assert_close(calls[3][2], u2)
+    assert not torch.equal(x1, x2) and not torch.equal(u1, u2)  # genuinely random views
+    hand = before.train()
+    with torch.no_grad():
+        for x in (u1, u2, x1, x2, calls[6][2]):
+            hand(x)
+    trained = dict(m.nets["net1"].named_buffers())
+    for name, buf in hand.named_buffers():
+        torch.testing.assert_close(trained[name], buf, msg=f"BatchNorm buffer {name}")
+    # the concatenated form groups the views and so ends with different running statistics
+    m_cat, _, calls_cat = _one_mixmatch_step("concatenated")
+    assert [len(x) for name, _, x in calls_cat if name == "net1"] == [16, 16, 32]
+    bn = next(k for k in trained if k.endswith("running_mean"))
+    assert not torch.allclose(dict(m_cat.nets["net1"].named_buffers())[bn], trained[bn])
 
 
 def test_dividemix_bad_hparams_are_clear():
@@ -334,8 +394,10 @@ def test_gce_and_noise_switches():
     assert not is_high_noise(None)
     labels = np.arange(12) % 3
     assert _method(DISC, labels).ema_momentum == 0.99  # noise rate 0.4
-    scaled = _method(DISC, labels, ema_scaled=True, ref_epochs=8)  # the run has 4 epochs
+    scaled = _method(DISC, labels, ema_epochs=8)  # the run has 4 epochs
     assert scaled.ema_momentum == pytest.approx(0.99**2)
+    with pytest.raises(ConfigError, match="ema_epochs"):
+        resolve_config({"method": "disc", "hparams": {"ema_epochs": 0}})
     assert _method(DISC, labels, lambda_h=0.3).lambda_h == 0.3
 
 
@@ -408,7 +470,8 @@ def test_disc_end_to_end_diagnostics(small_npz, tmp_path):
         assert d["selection/clean"]["n_selected"] == d["set_sizes"]["clean"]
         assert d["n_corrected"] == d["set_sizes"]["purified"]
         assert r["time"]["train_samples"] == 240  # every sample visited each epoch
-        assert d["ema_momentum"] == 0.99 and d["lambda_h"] == 1.0
+        # the fast preset's m = 0.99 over DISC's own 200 epochs, in a 3-epoch run
+        assert d["ema_momentum"] == pytest.approx(0.99 ** (200 / 3)) and d["lambda_h"] == 1.0
     with np.load(tmp_path / cfg.run_name() / "selection.npz") as sel:
         sizes = rows[-1]["diagnostics"]["set_sizes"]
         assert int(sel["selected_clean"].sum()) == sizes["clean"]

@@ -84,7 +84,10 @@ def run(
     model: Annotated[str | None, typer.Option(help="backbone (lnmbench models)")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
     preset: Annotated[
-        str | None, typer.Option(help="fast (CPU, 28 px) or lnmbench (the paper's protocol)")
+        str | None,
+        typer.Option(
+            help="fast (CPU protocol, 28 px), fast-augmented, lnmbench (paper), lnmbench-faithful"
+        ),
     ] = None,
     size: Annotated[
         int | None, typer.Option(help="image size (MedMNIST: 28, 64, 128, 224)")

@@ -45,6 +45,32 @@ def load_dataset(
     return entry.load(Path(data_dir) if data_dir else default_data_dir(), size, download)
 
 
+def train_split_size(name: str, *, data_dir: str | Path | None = None) -> int | None:
+    """Number of training samples of a dataset without loading its images, or None when it
+    cannot be told cheaply (a CSV spec, a missing file).
+
+    Registered datasets: from their metadata; a MedMNIST-layout ``.npz``: from its
+    ``train_labels`` member; a prepared cache: from its manifest.
+    """
+    if not is_path_like(name):
+        return DATASETS.get(name).split_sizes[0] if name in DATASETS else None
+    path = Path(name)
+    manifest = path if path.name == "manifest.json" else path / "manifest.json"
+    try:
+        if manifest.is_file():
+            import json
+
+            return int(json.loads(manifest.read_text())["splits"]["train"]["count"])
+        if path.suffix == ".npz" and path.is_file():
+            import numpy as np
+
+            with np.load(path) as data:
+                return len(data["train_labels"])
+    except (OSError, KeyError, ValueError):
+        return None
+    return None
+
+
 __all__ = [
     "DATASETS",
     "SPLITS",
@@ -56,4 +82,5 @@ __all__ = [
     "is_present",
     "load_dataset",
     "load_user_npz",
+    "train_split_size",
 ]

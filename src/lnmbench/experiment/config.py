@@ -6,6 +6,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -140,6 +141,7 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     preset = load_preset(preset_name)
     method_blocks = preset.pop("methods", {}) or {}
     protocol_blocks = preset.pop("protocols", {}) or {}
+    min_steps = preset.pop("min_steps", None)
     merged = deep_merge(preset, user)
     try:
         cfg = RunConfig.model_validate(merged)
@@ -152,7 +154,26 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     hp_over = deep_merge(hp_over, protocol_blocks.get(cfg.protocol, {}) or {})
     hp_over = deep_merge(hp_over, cfg.hparams)
     hp = resolve_hparams(cls.Hparams, hp_over, f"{where}: method {cfg.method!r}")
-    return cfg.model_copy(update={"hparams": hparams_dict(hp)})
+    update: dict[str, Any] = {"hparams": hparams_dict(hp)}
+    if min_steps and "epochs" not in user:
+        update["epochs"] = epochs_for_min_steps(cfg, int(min_steps), hp.batch_size)
+    return cfg.model_copy(update=update)
+
+
+def epochs_for_min_steps(cfg: RunConfig, min_steps: int, batch_size: int) -> int:
+    """The preset's epochs, raised so that the run makes at least ``min_steps`` optimiser steps
+    (``ceil(N / batch_size)`` per epoch) on a small training set; unchanged when N is unknown.
+
+    A preset's run length is an epoch count for the data sets it was measured on and a step
+    budget for smaller ones: without it a 546-image set gets 5 steps per epoch and its CE
+    never memorises the noisy labels (the regime of methods.md §1a).
+    """
+    from lnmbench.data import train_split_size
+
+    n = train_split_size(cfg.dataset, data_dir=cfg.data_dir)
+    if not n:
+        return cfg.epochs
+    return max(cfg.epochs, math.ceil(min_steps / math.ceil(n / batch_size)))
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ milestones (2 at 20 epochs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ class CoTeachingPlusHparams(CoTeachingHparams):
 
     init_epoch: int = 5
     fallback_steps: int = 5000
+    fallback_fraction: float | None = None  # if set: the horizon is this fraction of the run's
+    #     optimiser steps instead of ``fallback_steps`` (5000 of the original's 200 × 391 CIFAR-10
+    #     steps = 0.064); a fixed 5000 is longer than a whole short run
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -37,6 +41,10 @@ class CoTeachingPlusHparams(CoTeachingHparams):
             raise ConfigError(f"init_epoch must be >= 0, got {self.init_epoch}")
         if self.fallback_steps < 0:
             raise ConfigError(f"fallback_steps must be >= 0, got {self.fallback_steps}")
+        if self.fallback_fraction is not None and not 0.0 <= self.fallback_fraction <= 1.0:
+            raise ConfigError(
+                f"fallback_fraction must be in [0, 1] or null, got {self.fallback_fraction}"
+            )
 
 
 def disagreement_mask(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:
@@ -48,6 +56,14 @@ def disagreement_remember_count(size: int, forget_rate: float) -> int:
     """r = ⌊(1 − R)·|D|⌋, or |D| when that is 0."""
     r = num_kept(size, forget_rate)
     return r if r > 0 else size
+
+
+def fallback_horizon(hp: CoTeachingPlusHparams, total_steps: int) -> int:
+    """Steps during which an empty disagreement set still trains on the whole batch:
+    ``fallback_steps``, or ``round(fallback_fraction · total_steps)`` when a fraction is set."""
+    if hp.fallback_fraction is None:
+        return hp.fallback_steps
+    return round(hp.fallback_fraction * total_steps)
 
 
 def fallback_trains(global_step: int, fallback_steps: int) -> bool:
@@ -68,6 +84,9 @@ class CoTeachingPlus(CoTeaching):
         super().setup()
         self.init_epoch = scaled_epoch(self.hp.init_epoch, self.hp, self.ctx.epochs)
         self.global_step = 0  # iterations since the start of training
+        self.fallback_steps = fallback_horizon(
+            self.hp, self.ctx.epochs * math.ceil(self.ctx.train.num_samples / self.hp.batch_size)
+        )
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor | float]:
         logits1, logits2 = self.forward_pair(batch.x)
@@ -99,7 +118,7 @@ class CoTeachingPlus(CoTeaching):
             cs = self.cross_update(batch.index[inside], ce1[inside], ce2[inside], count)
             loss = (cs.loss1.detach() + cs.loss2.detach()) / 2
             return {"loss": loss, "acc_noisy": acc, "skipped_update": 0.0}
-        if fallback_trains(self.global_step, self.hp.fallback_steps):
+        if fallback_trains(self.global_step, self.fallback_steps):
             loss1, loss2 = ce1.mean(), ce2.mean()
             self.backward_step("net1", loss1, self.net1)
             self.backward_step("net2", loss2, self.net2)
@@ -117,6 +136,7 @@ class CoTeachingPlus(CoTeaching):
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:
         out = super().on_epoch_end(epoch)
         out["global_step"] = self.global_step
+        out["fallback_steps"] = self.fallback_steps
         out["disagreement_phase"] = epoch >= self.init_epoch
         return out
 

@@ -48,6 +48,7 @@ PEER = {"net1": "net2", "net2": "net1"}
 SYMMETRIC_NOISE = ("symmetric", "symmetric_inclusive")
 LX_LOSSES = ("soft_ce", "sce_argmax")
 CONF_PENALTY = ("auto", "on", "off")
+FORWARDS = ("separate", "concatenated")
 
 
 @dataclass
@@ -70,6 +71,9 @@ class DivideMixHparams(TrainHparams):
     lx_loss: str = "soft_ce"  # soft_ce | sce_argmax (Ref DR sets: SCE α=β=1 on argmax Y')
     min_labelled_fraction: float = 0.01  # empty-L fallback: top ⌈fraction·N⌉ by w
     divide_batch_size: int = 1024  # batch of the co-divide inference pass (no effect on results)
+    forwards: str = "separate"  # co-guess / co-refine forwards: separate (Train_cifar.py: u₁, u₂
+    #                             through net and peer, then x₁, x₂ through net, one call each) |
+    #                             concatenated (one call over [u₁; u₂] per net, one over [x₁; x₂])
 
     def __post_init__(self) -> None:
         where = "dividemix"
@@ -94,6 +98,10 @@ class DivideMixHparams(TrainHparams):
         if self.lx_loss not in LX_LOSSES:
             raise ConfigError(
                 f"{where}: unknown lx_loss {self.lx_loss!r}; known: {', '.join(LX_LOSSES)}"
+            )
+        if self.forwards not in FORWARDS:
+            raise ConfigError(
+                f"{where}: unknown forwards {self.forwards!r}; known: {', '.join(FORWARDS)}"
             )
         if not 0.0 < self.min_labelled_fraction <= 1.0:
             raise ConfigError(
@@ -281,15 +289,17 @@ class DivideMix(Method):
         assert phase.weights is not None
         w = phase.weights[batch.index].unsqueeze(1)
         u_idx = phase.unlabelled.next() if phase.unlabelled is not None else None
+        if u_idx is not None:
+            u_idx = u_idx.to(self.ctx.device)
+            u1, u2 = train.view(u_idx, "weak"), train.view(u_idx, "weak")
         with torch.no_grad():
+            # the original's order: co-guessing (u) first, then co-refinement (x)
+            targets_u = None if u_idx is None else self.co_guess(net, peer, u1, u2)
             targets_x = self.co_refine(net, x1, x2, batch.labels, w)
-            inputs, targets = [x1, x2], [targets_x, targets_x]
-            if u_idx is not None:
-                u_idx = u_idx.to(self.ctx.device)
-                u1, u2 = train.view(u_idx, "weak"), train.view(u_idx, "weak")
-                targets_u = self.co_guess(net, peer, u1, u2)
-                inputs += [u1, u2]
-                targets += [targets_u, targets_u]
+        inputs, targets = [x1, x2], [targets_x, targets_x]
+        if targets_u is not None:
+            inputs += [u1, u2]
+            targets += [targets_u, targets_u]
         lam = sample_mixup_lambda(self.hp.alpha, gen)
         all_x, all_t = torch.cat(inputs), torch.cat(targets)
         perm = torch.randperm(len(all_x), generator=gen).to(all_x.device)
@@ -334,26 +344,35 @@ class DivideMix(Method):
     ) -> torch.Tensor:
         """p_x = sharpen(w·e_ỹ + (1 − w)·½[p(x₁) + p(x₂)]); x1, x2 (b, ...), w (b, 1) -> (b, C).
 
-        One forward of [x₁; x₂] through the net being trained (train mode, as the original).
+        The net being trained is in train mode (as the original), so its BatchNorm batch and
+        running statistics depend on how the views are grouped into forwards (``forwards``).
         """
-        b = len(x1)
-        with self.ctx.autocast():
-            logits = net(torch.cat([x1, x2])).float()
-        p = self.train_logits(logits).softmax(dim=1)
-        p_mean = (p[:b] + p[b:]) / 2
+        p1, p2 = (self.train_logits(z).softmax(dim=1) for z in self.forward_views(net, x1, x2))
+        p_mean = (p1 + p2) / 2
         refined = w * one_hot(labels, self.ctx.num_classes) + (1 - w) * p_mean
         return sharpen(refined, self.hp.temperature)
 
     def co_guess(
         self, net: nn.Module, peer: nn.Module, u1: torch.Tensor, u2: torch.Tensor
     ) -> torch.Tensor:
-        """q_u = sharpen(mean softmax of net and peer on u₁ and u₂); (b, ...) -> (b, C)."""
-        u = torch.cat([u1, u2])
+        """q_u = sharpen(mean softmax of net and peer on u₁ and u₂); (b, ...) -> (b, C).
+
+        Forwards in the original's order: net(u₁), net(u₂), peer(u₁), peer(u₂).
+        """
+        logits = [*self.forward_views(net, u1, u2), *self.forward_views(peer, u1, u2)]
+        p = sum(self.train_logits(z).softmax(dim=1) for z in logits) / 4
+        return sharpen(p, self.hp.temperature)
+
+    def forward_views(
+        self, net: nn.Module, v1: torch.Tensor, v2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float logits (b, C) of two views (b, ...): one call per view (``forwards: separate``,
+        the original) or one call over [v₁; v₂] (``concatenated``)."""
         with self.ctx.autocast():
-            z_net, z_peer = net(u).float(), peer(u).float()
-        p = (self.train_logits(z_net).softmax(dim=1) + self.train_logits(z_peer).softmax(dim=1)) / 2
-        b = len(u1)
-        return sharpen((p[:b] + p[b:]) / 2, self.hp.temperature)
+            if self.hp.forwards == "separate":
+                return net(v1).float(), net(v2).float()
+            z = net(torch.cat([v1, v2])).float()
+        return z[: len(v1)], z[len(v1) :]
 
     def labelled_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """L_x on the labelled mixed rows: soft CE (or Ref SCE α=β=1 on argmax Y')."""
