@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out_dir = RESULTS / "audit_vs_cleanlab"
     seeds = [int(s) for s in args.seeds.split(",")]
-    cells = [(d, n, r, s) for d in args.datasets.split(",") for s in seeds for n, r in NOISES]
+    cells = [(d, n, r, s) for s in seeds for d in args.datasets.split(",") for n, r in NOISES]
     results = []
     for d, n, r, s in cells:
         path = out_dir / f"{cell_name(d, n, r, s)}.json"
