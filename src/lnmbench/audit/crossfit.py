@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 from lnmbench import models
 from lnmbench.data.augment import DeviceAugment, get_spec, to_float_normalised
 from lnmbench.errors import ConfigError
-from lnmbench.noise.base import array_sha256, labels_sha256, save_npz_atomic
+from lnmbench.noise.base import array_sha256, check_labels, labels_sha256, save_npz_atomic
 
 FOLD_FORMAT_VERSION = 1
 MEAN_STD = 0.5  # inputs normalised as (x/255 - 0.5)/0.5, as the reference classifier (§4.6)
@@ -243,7 +243,7 @@ def cross_fit_dynamics(
     Returns one :class:`FoldRecord` per fold; with ``fold_dir`` each finished fold is saved
     atomically and a matching saved fold is loaded instead of trained.
     """
-    y_np = np.asarray(labels, dtype=np.int64)
+    y_np = check_labels(labels, num_classes, "given")
     if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != y_np.size:
         raise ConfigError(
             f"images must be uint8 (N, C, H, W) with N = {y_np.size}, got {images.dtype} "
@@ -252,9 +252,7 @@ def cross_fit_dynamics(
     splits = fold_splits(y_np, settings.folds, settings.seed)
     key = ""
     if fold_dir is not None:
-        key = fold_key(
-            images.numpy() if images.device.type == "cpu" else images.cpu().numpy(), y_np, settings
-        )
+        key = fold_key(images.cpu().numpy(), y_np, settings)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         fold_dir = Path(fold_dir) / digest
     x = images.to(device) if device.type == "cuda" else images

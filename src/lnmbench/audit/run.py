@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +119,19 @@ class AuditConfig:
     root: Path | None = None  # CSV spec datasets: the folder with the CSV files and images
     noise: str | None = None  # plant synthetic noise (for trying the audit on clean data)
     rate: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
-    from lnmbench.experiment.run import resolve_device as resolve
-
-    return resolve(name)
+    """'auto' -> cuda when available, else cpu; a CUDA device without CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return dev
 
 
 def open_dataset(cfg: AuditConfig) -> Dataset:
@@ -200,10 +206,9 @@ def run_audit(
         on_fold_loaded=fold_loaded,
     )
     train_s = time.perf_counter() - t0
-    cfg.extra["folds_loaded"] = len(loaded)
     scored = score_records(records, data.given, seed=cfg.seed, combined_from=signals)
     cj = confident_joint_estimate(data.given, scored.pred_probs)
-    summary = write_outputs(cfg, ds, data, scored, cj, settings, train_s)
+    summary = write_outputs(cfg, ds, data, scored, cj, settings, train_s, len(loaded))
     summary["time_s"]["total"] = time.perf_counter() - t_start
     atomic_write_text(out / "audit.json", json.dumps(summary, indent=1, default=_json_default))
     return AuditResult(out, scored, data, cj, summary)
@@ -253,6 +258,7 @@ def write_outputs(
     cj: ConfidentJoint | None,
     settings: CrossFitSettings,
     train_s: float,
+    folds_loaded: int = 0,
 ) -> dict[str, Any]:
     """suspects.csv, pred_probs.npy, noise_rates.csv, transition_matrix.csv, audit.html; returns
     the summary dict (written as audit.json by the caller)."""
@@ -332,7 +338,7 @@ def write_outputs(
         "notes": notes,
         "evaluation": evaluation,
         "time_s": {"cross_fit": train_s},
-        "folds_loaded": int(cfg.extra.get("folds_loaded", 0)),
+        "folds_loaded": folds_loaded,
     }
     top = min(cfg.top, n)
     order = np.array(frame["index"].to_numpy()[:top], dtype=np.int64)
@@ -353,8 +359,8 @@ def write_outputs(
         f"cross-fit: {settings.folds} folds × {settings.epochs} epochs of {settings.model} "
         f"({settings.augment} augmentation, seed {settings.seed}) in {train_s:.0f} s"
         + (
-            f" ({cfg.extra['folds_loaded']} of {settings.folds} folds loaded from an earlier run)"
-            if cfg.extra.get("folds_loaded")
+            f" ({folds_loaded} of {settings.folds} folds loaded from an earlier run)"
+            if folds_loaded
             else ""
         ),
         f"score = rank average of {', '.join(scored.combined_from)}; flagged: the top "
