@@ -74,7 +74,18 @@ def cli() -> Typer:
     return app
 
 
-TINY = "--model cnn-tiny --folds 3 --epochs 4 --batch-size 16 --lr 0.003".split()
+TINY = [
+    "--model",
+    "cnn-tiny",
+    "--folds",
+    "3",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.003",
+]
 
 
 def test_combined_score_ranks_planted_flips_first():
