@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from lnmbench.cli import catalog, grid, noise, prepare, report, results, run
+from lnmbench.cli import audit, catalog, grid, noise, prepare, report, results, run
 from lnmbench.cli.console import console
 from lnmbench.cli.values import parse_set
 
@@ -25,6 +25,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "grid": grid.grid,
     "results": results.results,
     "report": report.report,
+    "audit": audit.audit,
 }
 
 app = typer.Typer(

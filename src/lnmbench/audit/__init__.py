@@ -1,0 +1,1 @@
+"""`lnmbench audit`: find the suspect labels of a dataset (cross-fit + training dynamics)."""
