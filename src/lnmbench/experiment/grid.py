@@ -51,7 +51,7 @@ DEFAULT_METHOD_FACTORS: dict[str, float] = {
     "jocor": 2.0,
     "disc": 2.0,
     "dividemix": 8.0,
-    "medssl": 3.0,
+    "medssl": 8.0,  # DivideMix plus per-class GMM fits: the same cost
 }
 
 
