@@ -199,6 +199,20 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def borrowed_folder(roots: list[Path], cfg) -> RunFolder | None:
+    """A finished run folder of ``cfg`` (same config hash) under one of ``roots``, or None.
+
+    Identical configs (e.g. ``dividemix`` / ``disc`` / ``ce`` of ``benchmarks/validity.py``) need
+    not be trained twice; such folders are only read, never written."""
+    for root in roots:
+        folder = RunFolder(root / cfg.run_name())
+        if folder.is_done():
+            summary = json.loads(folder.summary.read_text())
+            if summary.get("config_hash") == cfg.config_hash():
+                return folder
+    return None
+
+
 def run_cells(args: argparse.Namespace) -> int:
     table = args.results / TABLE.name
     todo = list(cells(args.datasets, args.noises, args.seeds, args.variants))
@@ -209,6 +223,14 @@ def run_cells(args: argparse.Namespace) -> int:
         if len(done) and cfg.config_hash() in set(done[KEY]):
             continue
         label = f"[{i + 1}/{len(todo)}] {variant} {dataset} {noise} {rate:g} seed {seed}"
+        borrowed = borrowed_folder(args.borrow, cfg)
+        if borrowed is not None:  # a finished run of the same config elsewhere: read only
+            summary = json.loads(borrowed.summary.read_text())
+            append_row(table, {**run_row(borrowed, summary, cell), "source": str(borrowed.path)})
+            print(f"{label}: read from {borrowed.path}", flush=True)
+            continue
+        if args.borrow_only:
+            continue
         print(f"{label} ({cfg.epochs} epochs) ...", flush=True)
         t0 = time.perf_counter()
         summary = run_one(cfg, args.out)
@@ -333,6 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noises", nargs="+", default=list(NOISES))
     ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument(
+        "--borrow",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="run roots to read finished runs of identical configs from (never written)",
+    )
+    ap.add_argument(
+        "--borrow-only", action="store_true", help="only collect borrowed runs, train nothing"
+    )
     ap.add_argument("--table", action="store_true", help="print the tables and the decision")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
