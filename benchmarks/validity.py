@@ -250,6 +250,34 @@ def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
     return "\n".join(lines)
 
 
+def curves_markdown(curves: pd.DataFrame, epochs: tuple[int, ...] = (0, 3, 6, 10, 20, 30)) -> str:
+    """Per (dataset, noise, rate, seed): CE's training accuracy on the noisy labels and test
+    accuracy, and each selecting method's selection precision / recall, at a few epochs (and the
+    last one) — the evidence that a cell is in the memorisation regime."""
+    lines = []
+    cells = curves.groupby(["dataset", "noise", "rate", "seed"], sort=False)
+    for (dataset, noise, rate, seed), part in cells:
+        last = int(part.epoch.max())
+        shown = [e for e in epochs if e < last] + [last]
+        lines += [
+            f"\n**{dataset}, {noise} {rate:g}, seed {seed}**\n",
+            "| method | quantity | " + " | ".join(f"e{e}" for e in shown) + " |",
+            "|---|---|" + "---|" * len(shown),
+        ]
+        for method, rows in part.groupby("method", sort=False):
+            rows = rows.set_index("epoch")
+            quantities = [("test acc", "test_acc")]
+            if method == "ce":
+                quantities.insert(0, ("train acc on noisy labels", "train_acc_noisy"))
+            if rows.sel_precision.notna().any():
+                quantities += [("sel. precision", "sel_precision"), ("sel. recall", "sel_recall")]
+            for label, col in quantities:
+                vals = [rows[col].get(e, float("nan")) for e in shown]
+                cells_txt = " | ".join("–" if pd.isna(v) else f"{100 * v:.1f}" for v in vals)
+                lines.append(f"| {method} | {label} | {cells_txt} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "validity")
@@ -262,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=[m for m in METHODS.names() if m != "medssl"])
     ap.add_argument("--shard", default="0/1", help="K/N: run every N-th cell starting at K")
     ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
+    ap.add_argument("--curves", action="store_true", help="print the per-epoch regime evidence")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS.names()))
@@ -269,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS.names())}")
     if args.table:
         print(markdown(read_table(args.results / TABLE.name)))
+        return 0
+    if args.curves:
+        print(curves_markdown(read_table(args.results / CURVES.name)))
         return 0
     if args.quick:
         tmp = Path(tempfile.mkdtemp(prefix="validity_quick_"))

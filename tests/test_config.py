@@ -62,3 +62,41 @@ def test_faithful_preset_extends_lnmbench_with_reference_options():
         == "logits"
     )
     assert resolve_config({"preset": "lnmbench", "method": "volminnet"}).hparams["t_on"] == "probs"
+
+
+def test_fast_preset_is_the_papers_regime():
+    """No augmentation of the training view, 40 epochs, schedules of the methods' own papers."""
+    cfg = resolve_config({})
+    assert cfg.preset == "fast" and cfg.augment == "none" and cfg.epochs == 40
+    dmx = resolve_config({"method": "dividemix"}).hparams
+    assert dmx["schedule"] == "multistep" and dmx["milestones"] == [25]  # ÷10 at half the run
+    assert resolve_config({"method": "disc"}).hparams["ema_epochs"] == 200
+    old = resolve_config({"preset": "fast-augmented"})
+    assert old.augment == "standard" and old.epochs == 20
+
+
+def test_min_steps_raises_the_epochs_of_small_training_sets(tmp_path):
+    """fast: ceil(N / 128) steps per epoch; epochs raised to make >= 960 steps, never lowered,
+    and an explicit epochs count wins."""
+    import numpy as np
+
+    def npz(n: int) -> str:
+        path = tmp_path / f"n{n}.npz"
+        images = np.zeros((n, 28, 28, 3), np.uint8)
+        labels = (np.arange(n) % 2)[:, None]
+        np.savez(
+            path,
+            **{
+                f"{s}_{k}": v
+                for s in ("train", "val", "test")
+                for k, v in (("images", images), ("labels", labels))
+            },
+        )
+        return str(path)
+
+    assert resolve_config({"dataset": npz(546)}).epochs == 192  # 5 steps per epoch
+    assert resolve_config({"dataset": npz(1080)}).epochs == 107  # 9 steps per epoch
+    assert resolve_config({"dataset": npz(20000)}).epochs == 40  # large sets keep 40
+    assert resolve_config({"dataset": "bloodmnist"}).epochs == 40  # registry metadata
+    assert resolve_config({"dataset": npz(546), "epochs": 7}).epochs == 7
+    assert resolve_config({"dataset": npz(546), "preset": "lnmbench"}).epochs == 50  # no min_steps
