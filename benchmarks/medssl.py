@@ -347,6 +347,37 @@ def decision(table: pd.DataFrame) -> str:
     return "\n".join([*lines, "", f"goal: {verdict}", demo_line])
 
 
+def interim(args: argparse.Namespace) -> str:
+    """Unfinished runs of the selected cells against the finished or running runs of the same
+    (dataset, noise, rate, seed): balanced accuracy and accuracy over the same epochs (the last 5
+    epochs both have). Not an endpoint (the LR drop and the run's end are still to come)."""
+    curves: dict[tuple, dict[str, list[dict]]] = {}
+    for cell in cells(args.datasets, args.noises, args.seeds, args.variants):
+        dataset, noise, rate, seed, variant = cell
+        cfg = config(dataset_ref(dataset), noise, rate, seed, variant, False)
+        folder = RunFolder(args.out / cfg.run_name())
+        rows = [r for r in folder.read_metrics() if r.get("epoch", -1) >= 0]
+        if rows:
+            curves.setdefault(cell[:4], {})[variant] = rows
+    lines = [
+        "| dataset | noise | seed | variant | epochs done | epochs compared | bal. acc | acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, noise, rate, seed), by_variant in curves.items():
+        if len(by_variant) < 2:
+            continue
+        common = min(len(rows) for rows in by_variant.values())
+        for variant, rows in by_variant.items():
+            window = rows[max(0, common - LAST_K) : common]
+            bal = np.mean([r["test"]["balanced_accuracy"] for r in window])
+            acc = np.mean([r["test_headline_acc"] for r in window])
+            lines.append(
+                f"| {dataset} | {noise} {rate:g} | {seed} | {variant} | {len(rows)} | "
+                f"{window[0]['epoch']}-{window[-1]['epoch']} | {100 * bal:.2f} | {100 * acc:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "medssl")
@@ -366,10 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         "--borrow-only", action="store_true", help="only collect borrowed runs, train nothing"
     )
     ap.add_argument("--table", action="store_true", help="print the tables and the decision")
+    ap.add_argument(
+        "--interim", action="store_true", help="compare unfinished runs over the epochs done"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     if args.table:
         print(markdown(read_table(args.results / TABLE.name)))
+        return 0
+    if args.interim:
+        print(interim(args))
         return 0
     if args.quick:
         tmp = Path(tempfile.mkdtemp(prefix="medssl_quick_"))
