@@ -278,11 +278,15 @@ def pct(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
+def kappa(v: Any) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
 def markdown(table: pd.DataFrame) -> str:
     """Per-cell table (one row per run) and the paired decision."""
     if not len(table):
         return "no finished runs yet"
-    cols = ["bal_acc", "acc", "macro_f1", "smallest_sens", "qwk"]
+    cols = ["bal_acc", "acc", "macro_f1", "smallest_sens"]
     sel = [c for c in ("sel_recall_small1", "sel_recall_small2", "sel_recall_small3") if c in table]
     lines = [
         "| dataset | noise | seed | variant | bal. acc | acc | macro-F1 | smallest-class sens. "
@@ -296,7 +300,8 @@ def markdown(table: pd.DataFrame) -> str:
         lines.append(
             f"| {r.dataset} | {r.noise} {r.rate:g} | {r.seed} | {r.variant} | "
             + " | ".join(pct(r[c]) for c in cols)
-            + f" | {recalls} | {pct(r.purified_ratio)} | {r.wall_s / 60:.1f} |"
+            + f" | {kappa(r.get('qwk'))} | {recalls} | {pct(r.purified_ratio)} "
+            + f"| {r.wall_s / 60:.1f} |"
         )
     lines += ["", decision(table)]
     return "\n".join(lines)
