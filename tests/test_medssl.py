@@ -336,3 +336,35 @@ def test_presets_give_medssl_dividemix_schedule():
         for key in ("lr", "schedule", "milestones", "warmup_epochs", "rampup_epochs", "lambda_u"):
             assert ms[key] == dm[key], (preset, key)
         assert ms["lx_loss"] == "sce_soft" and ms["divide"] == "per_class"
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch):
+    """A run killed in its first semi-supervised epoch and resumed from the checkpoint of the
+    warm-up gives the uninterrupted rows (per-class state and class prior restored or rebuilt)."""
+    cfg = _cfg(small_npz, "medssl", epochs=2, imbalance="balanced_sampler")
+    run_one(cfg, tmp_path / "a")
+    rows_full = RunFolder(tmp_path / "a" / cfg.run_name()).read_metrics()
+    original, calls = MedSSL.train_step, {"n": 0}
+
+    def dying_step(self, batch):
+        if self.epoch == 1:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise _Interrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(MedSSL, "train_step", dying_step)
+    with pytest.raises(_Interrupt):
+        run_one(cfg, tmp_path / "b")
+    monkeypatch.setattr(MedSSL, "train_step", original)
+    run_one(cfg, tmp_path / "b")
+    rows_resumed = RunFolder(tmp_path / "b" / cfg.run_name()).read_metrics()
+    assert [r["epoch"] for r in rows_resumed] == [0, 1]
+    assert rows_resumed[1]["diagnostics"]["phase"] == "semi-supervised"
+    for a, b in zip(rows_full, rows_resumed, strict=True):
+        assert a["train"] == b["train"] and a["test_acc"] == b["test_acc"]
+        assert a["diagnostics"] == b["diagnostics"]
