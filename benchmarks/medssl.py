@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 TABLE = RESULTS / "medssl.csv"
+CURVES = RESULTS / "medssl_curves.csv"  # per-epoch curves of the runs --interim compares
 KEY = "config_hash"
 LAST_K = 5
 BOOTSTRAP_RESAMPLES = 10_000
@@ -352,11 +353,38 @@ def decision(table: pd.DataFrame) -> str:
     return "\n".join([*lines, "", f"goal: {verdict}", demo_line])
 
 
+def curve_row(cell: tuple, config_hash: str, r: dict[str, Any]) -> dict[str, Any]:
+    """One epoch of a run: test balanced accuracy / accuracy / QWK, labelled-set size, precision
+    and per-class size of net 1's division (empty in warm-up)."""
+    dataset, noise, rate, seed, variant = cell
+    d = r.get("diagnostics", {})
+    sel = d.get("selection/net1", {})
+    return {
+        "dataset": dataset,
+        "noise": noise,
+        "rate": rate,
+        "seed": seed,
+        "variant": variant,
+        KEY: config_hash,
+        "epoch": r["epoch"],
+        "bal_acc": r["test"].get("balanced_accuracy"),
+        "acc": r["test_headline_acc"],
+        "qwk": r["test"].get("qwk"),
+        "n_labelled_net1": sel.get("n_selected"),
+        "sel_precision_net1": sel.get("precision"),
+        "per_class_labelled_net1": " ".join(map(str, sel.get("per_class_selected") or [])),
+        "per_class_sensitivity": " ".join(
+            f"{v:.3f}" for v in r["test"].get("per_class_sensitivity") or []
+        ),
+    }
+
+
 def interim(args: argparse.Namespace) -> str:
     """Unfinished runs of the selected cells against the finished or running runs of the same
     (dataset, noise, rate, seed): balanced accuracy and accuracy over the same epochs (the last 5
-    epochs both have). Not an endpoint (the LR drop and the run's end are still to come)."""
+    epochs both have); not an endpoint. Writes every epoch of those runs to medssl_curves.csv."""
     curves: dict[tuple, dict[str, list[dict]]] = {}
+    flat = []
     for cell in cells(args.datasets, args.noises, args.seeds, args.variants):
         dataset, noise, rate, seed, variant = cell
         cfg = config(dataset_ref(dataset), noise, rate, seed, variant, False)
@@ -364,6 +392,12 @@ def interim(args: argparse.Namespace) -> str:
         rows = [r for r in folder.read_metrics() if r.get("epoch", -1) >= 0]
         if rows:
             curves.setdefault(cell[:4], {})[variant] = rows
+            flat += [curve_row(cell, cfg.config_hash(), r) for r in rows]
+    if flat:  # the per-epoch evidence, committed with the table
+        path = args.results / CURVES.name
+        table = pd.DataFrame(flat)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False, float_format="%.6g")
     lines = [
         "| dataset | noise | seed | variant | epochs done | epochs compared | bal. acc | acc |",
         "|---|---|---|---|---|---|---|---|",
