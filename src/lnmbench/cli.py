@@ -320,12 +320,13 @@ def noise(
         _fail(exc)
 
 
-from lnmbench import cli_grid  # noqa: E402
+from lnmbench import cli_grid, cli_report  # noqa: E402
 from lnmbench.cli_prepare import prepare  # noqa: E402
 
 app.command()(prepare)
 app.command("grid")(cli_grid.grid)
 app.command("results")(cli_grid.results)
+app.command("report")(cli_report.report)
 
 
 def main() -> None:  # pragma: no cover

@@ -170,9 +170,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# libyaml's safe loader where PyYAML has it (about 10x faster on 1,000s of config.yaml files)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)
     except (OSError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None

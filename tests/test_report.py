@@ -1,0 +1,229 @@
+"""The report layer on generated result stores with known numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lnmbench.errors import ConfigError
+from lnmbench.experiment.store import run_lock
+from lnmbench.report import ReportOptions, build_report
+from lnmbench.report.baseline import against_baseline, bootstrap_ci, paired_differences
+from lnmbench.report.build import parse_formats
+from lnmbench.report.cells import cell_table, expected_seeds, seed_values
+from lnmbench.report.example_store import write_run
+from lnmbench.report.load import add_keys, load_results
+from lnmbench.report.metric import Metric
+from lnmbench.report.paper import paper_averages
+from lnmbench.report.patterns import pattern_averages
+from lnmbench.report.ranking import rank_methods
+from lnmbench.report.run_pages import write_run_page
+from lnmbench.report.table_model import main_tables
+from lnmbench.report.writers import to_latex, to_markdown
+
+# method -> (rate -> value per seed); known numbers, fractions
+KNOWN = {
+    "ce": {0.2: [0.60, 0.62], 0.5: [0.50, 0.54]},
+    "sce": {0.2: [0.70, 0.74], 0.5: [0.55, 0.57]},
+    "coteaching": {0.2: [0.65, 0.67], 0.5: [0.58]},  # seed 1 at 0.5 unfinished
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    for m, by_rate in KNOWN.items():
+        for rate, vals in by_rate.items():
+            for seed, v in enumerate(vals):
+                write_run(root, m, "bloodmnist", "symmetric", rate, seed, v, epochs=3)
+    write_run(root, "coteaching", "bloodmnist", "symmetric", 0.5, 1, None, epochs=3)  # running
+    write_run(root, "ce", "bloodmnist", "instance", 0.5, 0, 0.40, epochs=3)  # only ce here
+    write_run(root, "sce", "bloodmnist", "instance", 0.5, 0, 0.0, failed=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def table_df(store):
+    df, _ = load_results(store)
+    return add_keys(df)
+
+
+def _table(df, metric: Metric | None = None):
+    metric = metric or Metric()
+    values = seed_values(df, metric.column)
+    return cell_table(values, expected_seeds(df), metric.higher_is_better, metric.scale())
+
+
+def test_table_values_seed_counts_missing_and_incomplete(table_df):
+    t = _table(table_df)
+    assert t.methods == ["ce", "coteaching", "sce"]
+    assert t.cells == [
+        ("bloodmnist", "instance", 0.5),
+        ("bloodmnist", "symmetric", 0.2),
+        ("bloodmnist", "symmetric", 0.5),
+    ]
+    sce, cot, ce = t.methods.index("sce"), t.methods.index("coteaching"), t.methods.index("ce")
+    assert t.mean[sce, 1] == pytest.approx(72.0)
+    assert t.std[sce, 1] == pytest.approx(np.std([70, 74], ddof=1))
+    assert t.n[cot, 2] == 1 and t.expected[2] == 2 and t.incomplete[cot, 2]
+    assert np.isnan(t.std[cot, 2])  # one seed: no std
+    assert t.missing[sce, 0] and not t.missing[ce, 0]  # sce failed on instance: "–"
+    # ranks per column, 1 = best: rate 0.2 sce > coteaching > ce; rate 0.5 coteaching 58 > sce 56
+    assert list(t.rank[:, 1]) == [3, 2, 1]
+    assert list(t.rank[:, 2]) == [3, 1, 2]
+
+
+def test_bold_second_dash_and_dagger_in_every_format(table_df):
+    tables = {t.key: t for t in main_tables(_table(table_df), "acc")}
+    sym = tables["main_bloodmnist_symmetric"]
+    rows = {r[0].text: r for r in sym.rows}
+    assert rows["sce"][1].text == "72.00 ± 2.83" and rows["sce"][1].mark == "best"
+    assert rows["coteaching"][1].mark == "second" and rows["ce"][1].mark is None
+    assert rows["coteaching"][2].text == "58.00" and rows["coteaching"][2].flag
+    assert rows["coteaching"][2].note == "1/2"
+    md = to_markdown(sym)
+    assert "**72.00 ± 2.83**" in md and "<ins>66.00 ± 1.41</ins>" in md and "†" in md
+    tex = to_latex(sym)
+    assert r"\textbf{72.00 $\pm$ 2.83}" in tex and r"\underline{66.00 $\pm$ 1.41}" in tex
+    assert r"\toprule" in tex and r"$^\dagger$" in tex
+    inst = tables["main_bloodmnist_instance"]
+    assert [r[0].text for r in inst.rows] == ["ce"]  # rows with no finished run are left out
+
+
+def test_lower_is_better_metric_ranks_the_smallest_first(table_df):
+    t = _table(table_df, Metric("ece", "final"))
+    assert list(t.rank[:, 1]) == [1, 2, 3]  # ce has the smallest value
+
+
+def test_pattern_averages_and_the_paper_numbers(table_df):
+    pats = pattern_averages(_table(table_df))
+    row = pats.set_index("method").loc["ce"]
+    assert row["symmetric"] == pytest.approx((61 + 52) / 2)
+    assert row["instance"] == pytest.approx(40.0)
+    assert row["overall"] == pytest.approx(((61 + 52) / 2 + 40) / 2)
+    assert (
+        row["instance_cells"] == "1/1"
+        and pats.set_index("method").loc["sce", "instance_cells"] == "0/1"
+    )
+    assert list(pats["method"]) == ["sce", "coteaching", "ce"]  # by overall, best first
+    paper = paper_averages()
+    rows = paper.rows
+    assert (
+        rows["Co-teaching"]["symmetric"],
+        rows["Co-teaching"]["instance"],
+        rows["Co-teaching"]["real-world"],
+    ) == (60.41, 60.00, 45.31)
+    assert rows["DivideMix"]["real-world"] == 38.75 and rows["CE"]["instance"] == 53.61
+    for r in rows.values():  # the figure's overall bar is the mean of its three pattern bars
+        assert r["overall"] == pytest.approx(
+            (r["symmetric"] + r["instance"] + r["real-world"]) / 3, abs=0.011
+        )
+    assert "fig2.png" in paper.source["source"]
+    assert paper.for_methods(["ce", "sce"])["ce"]["paper_name"] == "CE"
+
+
+def test_friedman_matches_scipy_and_ranks_are_exact(table_df):
+    values = seed_values(table_df, "accuracy_last5")
+    r = rank_methods(values)
+    assert r.block_kind == "cell × seed"
+    # complete blocks: rate 0.2 seeds 0 and 1, rate 0.5 seed 0 (coteaching seed 1 unfinished)
+    blocks = np.array([[0.60, 0.65, 0.70], [0.62, 0.67, 0.74], [0.50, 0.58, 0.55]])
+    np.testing.assert_allclose(r.blocks, blocks)
+    stat, p = stats.friedmanchisquare(*blocks.T)
+    assert r.friedman_stat == pytest.approx(stat) and r.friedman_p == pytest.approx(p)
+    assert r.mean_rank.to_dict() == pytest.approx({"sce": 4 / 3, "coteaching": 5 / 3, "ce": 3.0})
+    assert r.pvalues.shape == (3, 3) and list(r.pvalues.index) == r.methods
+
+
+def test_bootstrap_interval_covers_a_known_difference():
+    rng = np.random.default_rng(1)
+    true = 2.0
+    covered = 0
+    for _ in range(200):
+        d = true + rng.normal(0, 1.5, size=30)
+        lo, hi = bootstrap_ci(d)
+        assert lo < d.mean() < hi
+        covered += lo <= true <= hi
+    assert 0.88 <= covered / 200 <= 0.99  # nominal 95 %
+
+
+def test_paired_differences_match_seeds_and_wilcoxon(table_df):
+    values = seed_values(table_df, "accuracy_last5")
+    diffs = paired_differences(values, "ce")
+    sce = diffs[diffs["method"] == "sce"].sort_values(["rate_key", "seed"])
+    np.testing.assert_allclose(sce["diff"], [0.10, 0.12, 0.05, 0.03])
+    res = against_baseline(values, "ce").set_index("method")
+    assert res.loc["sce", "n_pairs"] == 4 and res.loc["sce", "mean_diff"] == pytest.approx(7.5)
+    assert res.loc["sce", "wilcoxon_p"] == pytest.approx(stats.wilcoxon([10, 12, 5, 3]).pvalue)
+    assert res.loc["coteaching", "n_pairs"] == 3 and res.loc["sce", "wins"] == 4
+    with pytest.raises(ConfigError, match="baseline 'nope' has no finished run; methods: ce"):
+        paired_differences(values, "nope")
+
+
+def test_bad_options_and_empty_root_give_one_line_errors(tmp_path, store):
+    with pytest.raises(ConfigError, match="unknown metric 'acc'; known: accuracy, balanced"):
+        Metric("acc")
+    with pytest.raises(ConfigError, match="unknown summary 'best'; known: last5, best_val"):
+        Metric("accuracy", "best")
+    with pytest.raises(ConfigError, match="unknown format pdf; known: html, md, tex, csv"):
+        parse_formats("html,pdf")
+    with pytest.raises(ConfigError, match="no run folders under"):
+        build_report(tmp_path)
+    with pytest.raises(ConfigError, match="no run .* passes the filters"):
+        build_report(store, tmp_path / "r", ReportOptions(filters=["method=nope"]))
+
+
+def test_results_parquet_is_reused_for_finished_runs(tmp_path):
+    for s in (0, 1):
+        write_run(tmp_path, "ce", "demo", "symmetric", 0.2, s, 0.5)
+    write_run(tmp_path, "ce", "demo", "symmetric", 0.5, 0, None)  # unfinished
+    df, read = load_results(tmp_path)
+    assert read == 3 and (tmp_path / "results.parquet").exists()
+    df2, read2 = load_results(tmp_path)
+    assert read2 == 1  # only the unfinished run is read again
+    pd.testing.assert_frame_equal(df, df2)
+
+
+def test_report_files_on_a_partial_store(store, tmp_path):
+    out = tmp_path / "report"
+    running = next(
+        p
+        for p in store.iterdir()
+        if p.is_dir() and not (p / "summary.json").exists() and not (p / "failed.txt").exists()
+    )
+    with run_lock(running) as got:  # a worker is training this run now
+        assert got
+        res = build_report(store, out, ReportOptions(posthoc="conover", run_pages="none"))
+    html = (out / "report.html").read_text()
+    assert "http://" not in html.replace("http://www.w3.org", "")  # nothing fetched
+    assert html.count("data:image/png;base64,") >= 5
+    for anchor in (
+        "main",
+        "summary",
+        "rates",
+        "ranks",
+        "baseline",
+        "imbalance",
+        "diagnostics",
+        "runs",
+    ):
+        assert f'id="{anchor}"' in html
+    assert "1 running" in html and "1 failed" in html and "Friedman test" in html
+    assert (out / "report.md").exists() and (out / "report.tex").exists()
+    for name in ("pattern_summary", "rate_curves", "cd_diagram", "forest_baseline"):
+        assert (out / "figures" / f"{name}.png").exists()
+        assert (out / "figures" / f"{name}.pdf").exists()
+    cells = pd.read_csv(out / "tables" / "cells.csv")
+    sce = cells[(cells["method"] == "sce") & (cells["rate"].astype(str) == "0.2")].iloc[0]
+    assert sce["mean"] == pytest.approx(72.0) and sce["mark"] == "best"
+    assert res.status_counts == {"done": 12, "running": 1, "failed": 1}
+    page = write_run_page(running, out / "runs")  # an unfinished run has its page too
+    assert "not finished: 3 epochs logged so far" in page.read_text()
+    # the paper's columns stand beside ours on the paper's datasets (bloodmnist is one)
+    assert "symmetric (paper)" in pd.read_csv(out / "tables" / "patterns.csv").columns
+    # deterministic: a second build gives the same HTML (the running run now reads interrupted)
+    build_report(store, out, ReportOptions(posthoc="conover", run_pages="none", pdf=False))
+    then = html.replace("1 running, 0 interrupted", "0 running, 1 interrupted")
+    assert (out / "report.html").read_text() == then.replace(">running</td>", ">interrupted</td>")
