@@ -7,8 +7,10 @@ and net 2 on net 1's (with the already updated net 1 as frozen peer), one MixMat
 labelled batch. Test prediction: argmax(f₁ + f₂).
 
 The pieces a variant (``medssl``, §8) changes are separate methods: :meth:`clean_probability`
-and :meth:`split` (co-divide), :meth:`labelled_loss`, :meth:`prior` (regulariser target) and
-:meth:`train_logits` (every training-time softmax goes through it).
+and :meth:`split` (co-divide), :meth:`begin_phase` (called when a net's batches start, with the
+division it trains on), :meth:`labelled_order` (the labelled loader's order), :meth:`labelled_loss`,
+:meth:`prior` (regulariser target) and :meth:`train_logits` (every training-time softmax goes
+through it). DivideMix's own versions change nothing.
 
 Length conventions (stated choices): warm-up ``warmup_epochs`` and the λ_u ramp
 ``rampup_epochs`` are given at ``ref_epochs`` (50) and scaled to the run's epochs (warm-up
@@ -55,6 +57,9 @@ FORWARDS = ("separate", "concatenated")
 class DivideMixHparams(TrainHparams):
     """Ref: batch 128, SGD lr 0.02 m 0.9 wd 5e-4, constant LR, warm-up 5 of 50 epochs."""
 
+    method_label: ClassVar[str] = "dividemix"  # the method named in error messages
+    lx_losses: ClassVar[tuple[str, ...]] = LX_LOSSES  # the values ``lx_loss`` may take
+
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -76,7 +81,7 @@ class DivideMixHparams(TrainHparams):
     #                             concatenated (one call over [u₁; u₂] per net, one over [x₁; x₂])
 
     def __post_init__(self) -> None:
-        where = "dividemix"
+        where = self.method_label
         if not 0.0 <= self.p_threshold < 1.0:
             raise ConfigError(f"{where}: p_threshold must be in [0, 1), got {self.p_threshold}")
         if self.temperature <= 0:
@@ -95,9 +100,9 @@ class DivideMixHparams(TrainHparams):
             )
         if self.history is not None and self.history < 1:
             raise ConfigError(f"{where}: history must be >= 1 or null (auto), got {self.history}")
-        if self.lx_loss not in LX_LOSSES:
+        if self.lx_loss not in self.lx_losses:
             raise ConfigError(
-                f"{where}: unknown lx_loss {self.lx_loss!r}; known: {', '.join(LX_LOSSES)}"
+                f"{where}: unknown lx_loss {self.lx_loss!r}; known: {', '.join(self.lx_losses)}"
             )
         if self.forwards not in FORWARDS:
             raise ConfigError(
@@ -232,6 +237,7 @@ class DivideMix(Method):
             peer = PEER[name]
             if self.in_warmup(epoch):
                 self._phase = _Phase(name, peer)
+                self.begin_phase(name, None)
                 self.nets[name].train()
                 yield from covering_batches(torch.randperm(n, generator=gen), 2 * bs)
                 continue
@@ -244,7 +250,8 @@ class DivideMix(Method):
                 weights=torch.from_numpy(division.clean_prob).float().to(self.ctx.device),
                 iterations=len(labelled) // bs + 1,
             )
-            batches = covering_batches(labelled[torch.randperm(len(labelled), generator=gen)], bs)
+            self.begin_phase(name, division)
+            batches = covering_batches(self.labelled_order(labelled), bs)
             if len(unlabelled):
                 self._phase.unlabelled = UnlabelledCycle(unlabelled, bs, gen)
             self.nets[name].train()
@@ -326,6 +333,13 @@ class DivideMix(Method):
         }
 
     # ----- overridable pieces -------------------------------------------------------------
+    def begin_phase(self, name: str, division: Split | None) -> None:
+        """Net ``name`` is about to be trained on ``division`` (the peer's; None in warm-up)."""
+
+    def labelled_order(self, labelled: torch.Tensor) -> torch.Tensor:
+        """The labelled loader's order for one epoch: a seeded shuffle of ``labelled`` (M,)."""
+        return labelled[torch.randperm(len(labelled), generator=self.ctx.generator)]
+
     def train_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) as every training-time softmax sees them (identity; medssl adjusts)."""
         return logits

@@ -1,0 +1,462 @@
+"""medssl against DivideMix and DISC on imbalanced MedMNIST (methods.md §8), fast preset.
+
+Variants: ``ce``, ``dividemix``, ``disc``, ``medssl`` (all components on) and each medssl component
+alone (the others at their DivideMix values), on RetinaMNIST, BreastMNIST, BloodMNIST
+(``../shared/data/*.npz``) and the demo set, symmetric 0.2 / 0.5 and instance 0.5, seeds 0, 1, 2.
+Cells run in a fixed priority order: the small sets (RetinaMNIST ~1080, BreastMNIST 546 training
+images) at symmetric 0.5, seed 0, the deciding variants (dividemix, medssl, disc) first, then the
+single components, then the other settings and seeds, the demo set (the balanced-case accuracy
+check) and last BloodMNIST (12k images, four times the demo set's cost).
+
+Endpoints per run (last-5 means of the ensemble / headline head): balanced accuracy (primary),
+accuracy, macro-F1, smallest-class test sensitivity, QWK (RetinaMNIST), per-class selection
+recall of the three smallest training classes (mean of both nets' divisions) and purified ratio.
+
+Resumable: an interrupted run resumes from its checkpoint; a finished run's row is written at once
+to ``benchmarks/results/medssl.csv`` (keyed by config hash) and skipped later.
+
+    python benchmarks/medssl.py                        # the whole grid, in priority order
+    python benchmarks/medssl.py --datasets retinamnist breastmnist --noises symmetric:0.5 \\
+        --seeds 0 --variants dividemix medssl          # a subset
+    python benchmarks/medssl.py --table                # per-cell table and the decision
+    python benchmarks/medssl.py --quick                # smoke test: tiny subset, cnn-tiny, 2 epochs
+
+Each process uses one torch thread (``OMP_NUM_THREADS=1`` is set before torch is imported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pandas as pd
+
+from lnmbench.engine.run_folder import RunFolder
+from lnmbench.experiment.config import resolve_config
+from lnmbench.experiment.run import run_one
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+TABLE = RESULTS / "medssl.csv"
+CURVES = RESULTS / "medssl_curves.csv"  # per-epoch curves of the runs --interim compares
+KEY = "config_hash"
+LAST_K = 5
+BOOTSTRAP_RESAMPLES = 10_000
+
+DATASETS = ("retinamnist", "breastmnist", "demo", "bloodmnist")
+NOISES = ("symmetric:0.5", "instance:0.5", "symmetric:0.2")
+SEEDS = (0, 1, 2)
+# every component at its DivideMix value: medssl is then dividemix exactly (tested)
+OFF = {"divide": "global", "lx_loss": "ce", "imbalance": "none", "prior": "uniform"}
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dividemix": ("dividemix", {}),
+    "medssl": ("medssl", {}),
+    "disc": ("disc", {}),
+    "ce": ("ce", {}),
+    "medssl:per_class": ("medssl", {**OFF, "divide": "per_class"}),
+    "medssl:logit_adjust": ("medssl", {**OFF, "imbalance": "logit_adjust"}),
+    "medssl:sce_soft": ("medssl", {**OFF, "lx_loss": "sce_soft"}),
+    "medssl:adaptive": ("medssl", {**OFF, "divide": "adaptive"}),
+    "medssl:labelled_freq": ("medssl", {**OFF, "prior": "labelled_freq"}),
+    "medssl:balanced_sampler": ("medssl", {**OFF, "imbalance": "balanced_sampler"}),
+}
+# priority: the deciding pair, then DISC, then the single components, then CE
+STAGES = (("dividemix", "medssl"), ("disc",), tuple(v for v in VARIANTS if v.startswith("medssl:")))
+CLASSES_OF_INTEREST = 3  # selection recall of the three smallest training classes
+
+
+def dataset_ref(name: str) -> str:
+    """The dataset argument of a run: the bundled ``demo`` or a file of ../shared/data."""
+    if name == "demo":
+        return name
+    path = SHARED / f"{name}.npz"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: the real MedMNIST files live in ../shared/data")
+    return str(path)
+
+
+def cells(
+    datasets: list[str], noises: list[str], seeds: list[int], variants: list[str]
+) -> Iterator[tuple[str, str, float, int, str]]:
+    """(dataset, noise, rate, seed, variant) in priority order (see the module docstring)."""
+    small = [d for d in datasets if d in ("retinamnist", "breastmnist")]
+    rest = [d for d in datasets if d not in small]
+    stages = [[v for v in variants if v in stage] for stage in STAGES]
+    stages.append([v for v in variants if not any(v in stage for stage in STAGES)])
+    seen: set[tuple] = set()
+
+    def emit(group, noise_list, seed_list, variant_list):
+        for seed in seed_list:
+            for noise in noise_list:
+                name, _, rate = noise.partition(":")
+                for dataset in group:
+                    for variant in variant_list:
+                        cell = (dataset, name, float(rate), seed, variant)
+                        if cell not in seen:
+                            seen.add(cell)
+                            yield cell
+
+    for stage in stages:  # the small sets, first setting and seed: the deciding pair first
+        yield from emit(small, noises[:1], seeds[:1], stage)
+    for stage in stages:
+        yield from emit(small, noises, seeds, stage)
+    for dataset in rest:
+        yield from emit([dataset], noises, seeds, [v for stage in stages for v in stage])
+
+
+def config(dataset: str, noise: str, rate: float, seed: int, variant: str, quick: bool):
+    method, hparams = VARIANTS[variant]
+    user: dict[str, Any] = {
+        "method": method,
+        "dataset": dataset,
+        "noise": {"name": noise, "rate": rate},
+        "seed": seed,
+        "preset": "fast",
+        "progress": False,
+    }
+    if hparams:
+        user["hparams"] = dict(hparams)
+    if quick:
+        user.update(epochs=2, model="cnn-tiny")
+    return resolve_config(user, "medssl benchmark")
+
+
+def _nanmean(values: list[Any]) -> float:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str, Any]:
+    """The table row of a finished run (last-5 means)."""
+    dataset, noise, rate, seed, variant = cell
+    rows = [r for r in folder.read_metrics() if r["epoch"] >= 0][-LAST_K:]
+    metrics = summary["metrics"]
+    # classes ordered by their clean training count (the three smallest are the ones at risk)
+    report = json.loads((folder.path / "noise.json").read_text())["train"]
+    counts = np.asarray(report["clean_class_counts"], dtype=float)
+    smallest = np.argsort(counts, kind="stable")
+    sens = np.array([r["test"]["per_class_sensitivity"] for r in rows], dtype=float)
+    recalls, purified = [], []
+    for r in rows:
+        d = r.get("diagnostics", {})
+        sets = [v for k, v in d.items() if k.startswith("selection/") and isinstance(v, dict)]
+        per_class = [s["per_class_recall"] for s in sets if s.get("per_class_recall")]
+        if per_class:
+            recalls.append(np.nanmean(np.array(per_class, dtype=float), axis=0))
+        keys = [k for k in d if k == "purified_ratio" or k.startswith("purified_ratio/")]
+        purified.append(_nanmean([d[k] for k in keys]))
+    row = {
+        "dataset": dataset,
+        "noise": noise,
+        "rate": rate,
+        "seed": seed,
+        "variant": variant,
+        KEY: summary["config_hash"],
+        "epochs": summary["epochs_done"],
+        "bal_acc": metrics["balanced_accuracy"]["last5"],
+        "acc": summary["test_acc_last5"],
+        "macro_f1": metrics["macro_f1"]["last5"],
+        "smallest_class": int(smallest[0]),
+        "smallest_sens": float(np.nanmean(sens[:, smallest[0]])),
+        "qwk": (metrics.get("qwk") or {}).get("last5") if dataset == "retinamnist" else None,
+        "purified_ratio": _nanmean(purified),
+        "wall_s": summary["wall_s"],
+    }
+    if recalls:
+        rec = np.nanmean(np.array(recalls), axis=0)
+        for j, c in enumerate(smallest[:CLASSES_OF_INTEREST]):
+            row[f"sel_recall_small{j + 1}"] = float(rec[c])
+    return row
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Add ``row`` to the CSV at ``path`` (replacing a row with the same key), atomically."""
+    old = read_table(path)
+    table = (
+        pd.concat([old, pd.DataFrame([row])], ignore_index=True)
+        if len(old)
+        else pd.DataFrame([row])
+    )
+    table = table.drop_duplicates(subset=[KEY], keep="last")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+
+
+def borrowed_folder(roots: list[Path], cfg) -> RunFolder | None:
+    """A finished run folder of ``cfg`` (same config hash) under one of ``roots``, or None.
+
+    Identical configs (e.g. ``dividemix`` / ``disc`` / ``ce`` of ``benchmarks/validity.py``) need
+    not be trained twice; such folders are only read, never written."""
+    for root in roots:
+        folder = RunFolder(root / cfg.run_name())
+        if folder.is_done():
+            summary = json.loads(folder.summary.read_text())
+            if summary.get("config_hash") == cfg.config_hash():
+                return folder
+    return None
+
+
+def run_cells(args: argparse.Namespace) -> int:
+    table = args.results / TABLE.name
+    todo = list(cells(args.datasets, args.noises, args.seeds, args.variants))
+    for i, cell in enumerate(todo):
+        dataset, noise, rate, seed, variant = cell
+        cfg = config(dataset_ref(dataset), noise, rate, seed, variant, args.quick)
+        done = read_table(table)
+        if len(done) and cfg.config_hash() in set(done[KEY]):
+            continue
+        label = f"[{i + 1}/{len(todo)}] {variant} {dataset} {noise} {rate:g} seed {seed}"
+        borrowed = borrowed_folder(args.borrow, cfg)
+        if borrowed is not None:  # a finished run of the same config elsewhere: read only
+            summary = json.loads(borrowed.summary.read_text())
+            append_row(table, {**run_row(borrowed, summary, cell), "source": str(borrowed.path)})
+            print(f"{label}: read from {borrowed.path}", flush=True)
+            continue
+        if args.borrow_only:
+            continue
+        print(f"{label} ({cfg.epochs} epochs) ...", flush=True)
+        t0 = time.perf_counter()
+        summary = run_one(cfg, args.out)
+        row = run_row(RunFolder(args.out / cfg.run_name()), summary, cell)
+        append_row(table, row)
+        print(
+            f"{label}: balanced acc {100 * row['bal_acc']:.2f} %, acc {100 * row['acc']:.2f} % "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+    return 0
+
+
+# ----- the decision -----------------------------------------------------------------------------
+def bootstrap_mean_ci(
+    diffs: np.ndarray, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, lower, upper) of a seeded percentile bootstrap of the mean of ``diffs`` (n,).
+
+    With fewer than 2 values the interval is undefined (nan, nan)."""
+    d = np.asarray(diffs, dtype=float)
+    if len(d) == 0:
+        return float("nan"), float("nan"), float("nan")
+    if len(d) < 2:
+        return float(d.mean()), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(BOOTSTRAP_RESAMPLES, len(d)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(d.mean()), float(lo), float(hi)
+
+
+CELL = ["dataset", "noise", "rate", "seed"]
+
+
+def paired(table: pd.DataFrame, a: str, b: str, metric: str, datasets=None) -> pd.Series:
+    """a − b of ``metric`` over the (dataset, noise, rate, seed) cells both have."""
+    part = table if datasets is None else table[table.dataset.isin(datasets)]
+    x = part[part.variant == a].set_index(CELL)[metric]
+    y = part[part.variant == b].set_index(CELL)[metric]
+    common = x.index.intersection(y.index)
+    return (x[common] - y[common]).astype(float)
+
+
+def pct(v: Any) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+
+
+def kappa(v: Any) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """Per-cell table (one row per run) and the paired decision."""
+    if not len(table):
+        return "no finished runs yet"
+    cols = ["bal_acc", "acc", "macro_f1", "smallest_sens"]
+    sel = [c for c in ("sel_recall_small1", "sel_recall_small2", "sel_recall_small3") if c in table]
+    lines = [
+        "| dataset | noise | seed | variant | bal. acc | acc | macro-F1 | smallest-class sens. "
+        "| QWK | sel. recall, 3 smallest classes | purified | wall (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    table = table.assign(_o=table.variant.map(order)).sort_values([*CELL, "_o"])
+    for _, r in table.iterrows():
+        recalls = " / ".join(pct(r[c]) for c in sel) if sel else "–"
+        lines.append(
+            f"| {r.dataset} | {r.noise} {r.rate:g} | {r.seed} | {r.variant} | "
+            + " | ".join(pct(r[c]) for c in cols)
+            + f" | {kappa(r.get('qwk'))} | {recalls} | {pct(r.purified_ratio)} "
+            + f"| {r.wall_s / 60:.1f} |"
+        )
+    lines += ["", decision(table)]
+    return "\n".join(lines)
+
+
+def decision(table: pd.DataFrame) -> str:
+    """Paired differences of medssl (and its components) vs dividemix and disc with 95 % CIs."""
+    imbalanced = [d for d in table.dataset.unique() if d != "demo"]
+    lines = [
+        "| comparison (balanced accuracy, imbalanced sets) | cells | mean Δ (points) | 95 % CI |",
+        "|---|---|---|---|",
+    ]
+    for a in [v for v in VARIANTS if v.startswith("medssl")]:
+        for b in ("dividemix", "disc"):
+            d = paired(table, a, b, "bal_acc", imbalanced)
+            if not len(d):
+                continue
+            m, lo, hi = bootstrap_mean_ci(d.to_numpy())
+            ci = "n/a (< 2 cells)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+            lines.append(f"| {a} − {b} | {len(d)} | {100 * m:+.2f} | {ci} |")
+    # the goal: medssl − max(dividemix, disc) per cell
+    x = table[table.dataset.isin(imbalanced)]
+    base = x[x.variant.isin(["dividemix", "disc"])].groupby(CELL)["bal_acc"]
+    best = base.max()[base.count() == 2]
+    ours = x[x.variant == "medssl"].set_index(CELL)["bal_acc"]
+    common = ours.index.intersection(best.index)
+    verdict = "not decidable (no cell with medssl, dividemix and disc)"
+    if len(common):
+        m, lo, hi = bootstrap_mean_ci((ours[common] - best[common]).to_numpy())
+        ci = "n/a" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+        lines.append(f"| medssl − max(dividemix, disc) | {len(common)} | {100 * m:+.2f} | {ci} |")
+        if math.isnan(lo):
+            verdict = "not decidable (fewer than 2 matched cells)"
+        elif lo > 0:
+            verdict = "improvement: the 95 % interval excludes 0"
+        else:
+            verdict = "no improvement shown: the 95 % interval includes 0 or lies below it"
+    demo = paired(table, "medssl", "dividemix", "acc", ["demo"])
+    demo_line = "balanced case (demo): no matched medssl / dividemix cells"
+    if len(demo):
+        m, lo, hi = bootstrap_mean_ci(demo.to_numpy())
+        ci = "" if math.isnan(lo) else f", 95 % CI [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+        ok = "within" if m >= -0.01 else "outside"
+        demo_line = (
+            f"balanced case (demo): accuracy Δ medssl − dividemix {100 * m:+.2f} points over "
+            f"{len(demo)} cells{ci} ({ok} the 1-point tolerance)"
+        )
+    return "\n".join([*lines, "", f"goal: {verdict}", demo_line])
+
+
+def curve_row(cell: tuple, config_hash: str, r: dict[str, Any]) -> dict[str, Any]:
+    """One epoch of a run: test balanced accuracy / accuracy / QWK, labelled-set size, precision
+    and per-class size of net 1's division (empty in warm-up)."""
+    dataset, noise, rate, seed, variant = cell
+    d = r.get("diagnostics", {})
+    sel = d.get("selection/net1", {})
+    return {
+        "dataset": dataset,
+        "noise": noise,
+        "rate": rate,
+        "seed": seed,
+        "variant": variant,
+        KEY: config_hash,
+        "epoch": r["epoch"],
+        "bal_acc": r["test"].get("balanced_accuracy"),
+        "acc": r["test_headline_acc"],
+        "qwk": r["test"].get("qwk"),
+        "n_labelled_net1": sel.get("n_selected"),
+        "sel_precision_net1": sel.get("precision"),
+        "per_class_labelled_net1": " ".join(map(str, sel.get("per_class_selected") or [])),
+        "per_class_sensitivity": " ".join(
+            f"{v:.3f}" for v in r["test"].get("per_class_sensitivity") or []
+        ),
+    }
+
+
+def interim(args: argparse.Namespace) -> str:
+    """Unfinished runs of the selected cells against the finished or running runs of the same
+    (dataset, noise, rate, seed): balanced accuracy and accuracy over the same epochs (the last 5
+    epochs both have); not an endpoint. Writes every epoch of those runs to medssl_curves.csv."""
+    curves: dict[tuple, dict[str, list[dict]]] = {}
+    flat = []
+    for cell in cells(args.datasets, args.noises, args.seeds, args.variants):
+        dataset, noise, rate, seed, variant = cell
+        cfg = config(dataset_ref(dataset), noise, rate, seed, variant, False)
+        folder = RunFolder(args.out / cfg.run_name())
+        rows = [r for r in folder.read_metrics() if r.get("epoch", -1) >= 0]
+        if rows:
+            curves.setdefault(cell[:4], {})[variant] = rows
+            flat += [curve_row(cell, cfg.config_hash(), r) for r in rows]
+    if flat:  # the per-epoch evidence, committed with the table
+        path = args.results / CURVES.name
+        table = pd.DataFrame(flat)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False, float_format="%.6g")
+    lines = [
+        "| dataset | noise | seed | variant | epochs done | epochs compared | bal. acc | acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, noise, rate, seed), by_variant in curves.items():
+        if len(by_variant) < 2:
+            continue
+        common = min(len(rows) for rows in by_variant.values())
+        for variant, rows in by_variant.items():
+            window = rows[max(0, common - LAST_K) : common]
+            bal = np.mean([r["test"]["balanced_accuracy"] for r in window])
+            acc = np.mean([r["test_headline_acc"] for r in window])
+            lines.append(
+                f"| {dataset} | {noise} {rate:g} | {seed} | {variant} | {len(rows)} | "
+                f"{window[0]['epoch']}-{window[-1]['epoch']} | {100 * bal:.2f} | {100 * acc:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "medssl")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    ap.add_argument("--noises", nargs="+", default=list(NOISES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument(
+        "--borrow",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="run roots to read finished runs of identical configs from (never written)",
+    )
+    ap.add_argument(
+        "--borrow-only", action="store_true", help="only collect borrowed runs, train nothing"
+    )
+    ap.add_argument("--table", action="store_true", help="print the tables and the decision")
+    ap.add_argument(
+        "--interim", action="store_true", help="compare unfinished runs over the epochs done"
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
+    args = ap.parse_args(argv)
+    if args.table:
+        print(markdown(read_table(args.results / TABLE.name)))
+        return 0
+    if args.interim:
+        print(interim(args))
+        return 0
+    if args.quick:
+        tmp = Path(tempfile.mkdtemp(prefix="medssl_quick_"))
+        args.out, args.results = tmp / "runs", tmp / "results"
+        args.datasets, args.noises, args.seeds = ["breastmnist"], ["symmetric:0.5"], [0]
+        args.variants = ["dividemix", "medssl"]
+        run_cells(args)
+        print(markdown(read_table(args.results / TABLE.name)))
+        return 0
+    return run_cells(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
