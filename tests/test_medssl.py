@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.engine.train_view import TrainView
 from lnmbench.errors import ConfigError
@@ -40,8 +41,7 @@ def _method(cls, labels: np.ndarray, num_classes: int, epochs: int = 4, **hparam
     view = TrainView(
         images,
         torch.as_tensor(labels, dtype=torch.long),
-        mean=[0.5] * 3,
-        std=[0.25] * 3,
+        transform=ImageTransform.of([0.5] * 3, [0.25] * 3),
         train_augment="standard",
         generator=torch.Generator().manual_seed(1),
     )
@@ -326,7 +326,7 @@ def test_bad_hparams_are_one_line_errors_listing_known_values(key, value, known)
     with pytest.raises(ConfigError, match=known) as err:
         resolve_config({"method": "medssl", "hparams": {key: value}})
     message = str(err.value)
-    assert "\n" not in message and message.startswith("medssl:") and repr(value) in message
+    assert "\n" not in message and f"medssl: unknown {key}" in message and repr(value) in message
 
 
 def test_presets_give_medssl_dividemix_schedule():

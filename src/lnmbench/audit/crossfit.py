@@ -30,7 +30,8 @@ from sklearn.model_selection import StratifiedKFold
 from lnmbench import models
 from lnmbench.data.augment import DeviceAugment, get_spec, to_float_normalised
 from lnmbench.errors import ConfigError
-from lnmbench.noise.base import array_sha256, check_labels, labels_sha256, save_npz_atomic
+from lnmbench.noise.cache import array_sha256, labels_sha256, save_npz_atomic
+from lnmbench.noise.labels import check_labels
 
 FOLD_FORMAT_VERSION = 1
 MEAN_STD = 0.5  # inputs normalised as (x/255 - 0.5)/0.5, as the reference classifier (§4.6)

@@ -138,8 +138,10 @@ def open_dataset(cfg: AuditConfig) -> Dataset:
     """Registered name, ``.npz`` path, prepared cache, or CSV spec YAML (+ ``root``, prepared
     once into ``<out>/prepared``)."""
     if cfg.dataset.endswith((".yaml", ".yml")):
-        from lnmbench.data.csv_dataset import load_spec, read_spec_source
-        from lnmbench.data.prepare import open_prepared, prepare_source
+        from lnmbench.data.csv_dataset import read_spec_source
+        from lnmbench.data.csv_spec import load_spec
+        from lnmbench.data.prepare import prepare_source
+        from lnmbench.data.prepared_cache import open_prepared
 
         if cfg.root is None:
             raise ConfigError("a CSV dataset spec needs --root (the folder of its CSV files)")
