@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import method_context
 from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.engine.train_view import TrainView
 from lnmbench.errors import ConfigError
 from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one
-from lnmbench.methods.base import Batch, RunContext
+from lnmbench.methods.base import Batch
 from lnmbench.methods.common.gmm_divide import Split
 from lnmbench.methods.common.soft_targets import soft_cross_entropy
 from lnmbench.methods.dividemix import DivideMix
@@ -45,20 +46,8 @@ def _method(cls, labels: np.ndarray, num_classes: int, epochs: int = 4, **hparam
         train_augment="standard",
         generator=torch.Generator().manual_seed(1),
     )
-    ctx = RunContext(
-        num_classes=num_classes,
-        in_chans=3,
-        device=torch.device("cpu"),
-        epochs=epochs,
-        seed=0,
-        model_name="cnn-tiny",
-        pretrained=False,
-        noise_rate=0.4,
-        noise_rate_source="nominal",
-        class_counts=np.bincount(labels, minlength=num_classes),
-        generator=torch.Generator().manual_seed(2),
-        train=view,
-    )
+    counts = np.bincount(labels, minlength=num_classes)
+    ctx = method_context(view, num_classes, epochs=epochs, class_counts=counts)
     hp = resolve_hparams(cls.Hparams, hparams, "test")
     torch.manual_seed(0)
     method = cls(hp, ctx)
