@@ -131,3 +131,30 @@ def method_context(
         generator=torch.Generator().manual_seed(generator_seed),
         train=train,
     )
+
+
+def tiny_method(cls, labels, num_classes: int = 3, epochs: int = 4, **hparams):
+    """A set-up method on random 28 px images with the given noisy labels (cnn-tiny, CPU)."""
+    import numpy as np
+
+    from lnmbench.engine.image_transform import ImageTransform
+    from lnmbench.engine.train_view import TrainView
+    from lnmbench.methods.hparams import resolve_hparams
+
+    n = len(labels)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g)
+    view = TrainView(
+        images,
+        torch.as_tensor(labels, dtype=torch.long),
+        transform=ImageTransform.of([0.5] * 3, [0.25] * 3),
+        train_augment="standard",
+        generator=torch.Generator().manual_seed(1),
+    )
+    counts = np.bincount(labels, minlength=num_classes)
+    ctx = method_context(view, num_classes, epochs=epochs, class_counts=counts)
+    hp = resolve_hparams(cls.Hparams, hparams, "test")
+    torch.manual_seed(0)
+    method = cls(hp, ctx)
+    method.setup()
+    return method

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import method_context
-from lnmbench.engine.image_transform import ImageTransform
+from conftest import tiny_method
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.engine.train_view import TrainView
 from lnmbench.errors import ConfigError
 from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one
@@ -20,7 +18,6 @@ from lnmbench.methods.base import Batch
 from lnmbench.methods.common.gmm_divide import Split
 from lnmbench.methods.common.soft_targets import soft_cross_entropy
 from lnmbench.methods.dividemix import DivideMix
-from lnmbench.methods.hparams import resolve_hparams
 from lnmbench.methods.medssl import (
     MedSSL,
     class_quotas,
@@ -34,25 +31,7 @@ OFF = {"divide": "global", "lx_loss": "ce", "imbalance": "none", "prior": "unifo
 RETINA_COUNTS = np.array([486, 128, 206, 194, 66])  # RetinaMNIST training grades 0-4
 
 
-def _method(cls, labels: np.ndarray, num_classes: int, epochs: int = 4, **hparams):
-    """A set-up method on random 28 px images with the given noisy labels (cnn-tiny, CPU)."""
-    n = len(labels)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g)
-    view = TrainView(
-        images,
-        torch.as_tensor(labels, dtype=torch.long),
-        transform=ImageTransform.of([0.5] * 3, [0.25] * 3),
-        train_augment="standard",
-        generator=torch.Generator().manual_seed(1),
-    )
-    counts = np.bincount(labels, minlength=num_classes)
-    ctx = method_context(view, num_classes, epochs=epochs, class_counts=counts)
-    hp = resolve_hparams(cls.Hparams, hparams, "test")
-    torch.manual_seed(0)
-    method = cls(hp, ctx)
-    method.setup()
-    return method
+_method = tiny_method
 
 
 def _run_epoch(method, epoch: int) -> dict:

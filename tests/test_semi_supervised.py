@@ -12,10 +12,8 @@ import torch
 from scipy.special import betaincinv
 from torch import nn
 
-from conftest import Interrupt, interrupt_train_step, method_context, run_config
-from lnmbench.engine.image_transform import ImageTransform
+from conftest import Interrupt, interrupt_train_step, run_config, tiny_method
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.engine.train_view import TrainView
 from lnmbench.errors import ConfigError
 from lnmbench.experiment.config import resolve_config
 from lnmbench.experiment.run import run_one
@@ -38,7 +36,6 @@ from lnmbench.methods.dividemix import (
     prior_penalty,
     unlabelled_mse,
 )
-from lnmbench.methods.hparams import resolve_hparams
 
 LN2 = math.log(2.0)
 
@@ -47,24 +44,7 @@ LN2 = math.log(2.0)
 # --------------------------------------------------------------------------------------------------
 
 
-def _method(cls, labels: np.ndarray, num_classes: int = 3, **hparams):
-    """A set-up method on random 28 px images with the given noisy labels (cnn-tiny, CPU)."""
-    n = len(labels)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g)
-    view = TrainView(
-        images,
-        torch.as_tensor(labels, dtype=torch.long),
-        transform=ImageTransform.of([0.5] * 3, [0.25] * 3),
-        train_augment="standard",
-        generator=torch.Generator().manual_seed(1),
-    )
-    ctx = method_context(view, num_classes, class_counts=np.bincount(labels, minlength=num_classes))
-    hp = resolve_hparams(cls.Hparams, hparams, "test")
-    torch.manual_seed(0)
-    method = cls(hp, ctx)
-    method.setup()
-    return method
+_method = tiny_method
 
 
 def _run_epoch(method, epoch: int) -> tuple[list[dict], dict]:
