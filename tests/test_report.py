@@ -21,6 +21,7 @@ from lnmbench.report.patterns import pattern_averages
 from lnmbench.report.ranking import rank_methods
 from lnmbench.report.run_pages import write_run_page
 from lnmbench.report.table_model import main_tables
+from lnmbench.report.variants import split_variants
 from lnmbench.report.writers import to_latex, to_markdown
 
 # method -> (rate -> value per seed); known numbers, fractions
@@ -227,3 +228,50 @@ def test_report_files_on_a_partial_store(store, tmp_path):
     build_report(store, out, ReportOptions(posthoc="conover", run_pages="none", pdf=False))
     then = html.replace("1 running, 0 interrupted", "0 running, 1 interrupted")
     assert (out / "report.html").read_text() == then.replace(">running</td>", ">interrupted</td>")
+
+
+def test_configuration_variants_are_split_not_averaged(tmp_path):
+    """An ablation run beside the preset run of the same cell and seed is its own row."""
+    root = tmp_path / "store"
+    for seed, v in enumerate([0.58, 0.60]):
+        write_run(
+            root,
+            "coteaching",
+            "bloodmnist",
+            "symmetric",
+            0.5,
+            seed,
+            v,
+            epochs=3,
+            hparams={"forget_ramp_epochs": 7},
+        )  # the fast preset's value
+        write_run(root, "ce", "bloodmnist", "symmetric", 0.5, seed, 0.5, epochs=3)
+    write_run(
+        root,
+        "coteaching",
+        "bloodmnist",
+        "symmetric",
+        0.5,
+        0,
+        0.70,
+        epochs=3,
+        hparams={"forget_ramp_epochs": 10},
+    )
+    df, notes = split_variants(add_keys(load_results(root)[0]))
+    assert sorted(df["method"].unique()) == [
+        "ce",
+        "coteaching",
+        "coteaching [forget_ramp_epochs=10]",
+    ]
+    assert len(notes) == 1 and "forget_ramp_epochs" in notes[0]
+    out = tmp_path / "report"
+    res = build_report(root, out, ReportOptions(run_pages="none", pdf=False))
+    cells = pd.read_csv(out / "tables" / "cells.csv").set_index("method")
+    assert cells.loc["coteaching", "mean"] == pytest.approx(59.0)  # 0.70 not mixed in
+    assert cells.loc["coteaching [forget_ramp_epochs=10]", "mean"] == pytest.approx(70.0)
+    assert any("not averaged" in w for w in res.warnings)
+    assert "not averaged" in (out / "report.html").read_text()
+    assert "not averaged" in (out / "report.md").read_text()
+    # one configuration per cell and seed: nothing is relabelled
+    same, none = split_variants(add_keys(load_results(root, {"seed": 1})[0]))
+    assert none == [] and sorted(same["method"].unique()) == ["ce", "coteaching"]

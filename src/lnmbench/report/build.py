@@ -23,6 +23,7 @@ from lnmbench.report.metric import Metric
 from lnmbench.report.result_sections import main_section, rates_section, summary_section
 from lnmbench.report.statistics_sections import baseline_section, ranks_section
 from lnmbench.report.table_model import incomplete_count
+from lnmbench.report.variants import split_variants
 
 FORMATS = ("html", "md", "tex", "csv")
 RUN_PAGES = ("auto", "all", "none")
@@ -124,6 +125,7 @@ def build_report(
     if df.empty:
         raise ConfigError(f"no run under {root} passes the filters {' '.join(opts.filters)}")
     df = add_keys(df[df["method"].notna() & df["dataset"].notna()])
+    df, variant_notes = split_variants(df)
     seconds = {"read": time.perf_counter() - t0}
     out.mkdir(parents=True, exist_ok=True)
     values = seed_values(df, metric.column)
@@ -141,6 +143,7 @@ def build_report(
         opts.posthoc,
         opts.pdf,
         out,
+        warnings=variant_notes,
     )
     sections: list[Section] = []
     for name, make in (
@@ -209,6 +212,7 @@ def write_documents(
         files.append(out / "report.html")
     if "md" in formats:
         md = [f"# {title}", ""] + [f"- **{k}**: {v}" for k, v in protocol] + [""]
+        md += [f"> **Note:** {w}\n" for w in warnings]
         for x in sections:
             md += [f"## {x.title}", "", *x.md]
         (out / "report.md").write_text("\n".join(md))
@@ -220,6 +224,7 @@ def write_documents(
             for k, v in protocol
         ]
         tex.append("\\end{itemize}")
+        tex += [f"\\paragraph{{Note.}} {writers.latex_escape(w)}" for w in warnings]
         for x in sections:
             tex += [f"\\section*{{{writers.latex_escape(x.title)}}}", *x.tex]
         (out / "report.tex").write_text("\n".join(tex))

@@ -16,7 +16,9 @@ KEYS = ["method", *CELL]
 def seed_values(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """Finished runs' values: columns method, dataset, noise, pattern, rate_key, seed, value.
 
-    Runs of one (method, cell, seed) with several configurations are averaged into one value.
+    Runs of one (method, cell, seed) are averaged into one value: by then they share one
+    configuration (replicas), since :func:`lnmbench.report.variants.split_variants` gave runs
+    with differing configurations method labels of their own.
     """
     done = df[(df["status"] == "done") & df[column].notna()]
     cols = [*KEYS, "pattern", "seed"]

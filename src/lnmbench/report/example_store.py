@@ -44,14 +44,17 @@ def write_run(
     per_class: list[float] | None = None,
     selection: bool | None = None,
     failed: bool = False,
+    hparams: dict | None = None,
 ) -> Path:
     """One run folder whose summary gives every test metric (every summary) the ``value`` (a
     fraction); ``value=None`` leaves it unfinished (interrupted), ``failed`` writes failed.txt.
 
     Per-epoch rows ramp linearly up to ``value``; methods that select samples log selection
-    diagnostics unless ``selection`` says otherwise.
+    diagnostics unless ``selection`` says otherwise. ``hparams`` go into config.yaml (and the
+    folder name), for stores holding configuration variants of a method.
     """
-    key = hashlib.sha256(repr((method, dataset, noise, rate, seed)).encode()).hexdigest()[:12]
+    ident = (method, dataset, noise, rate, seed) + ((sorted(hparams.items()),) if hparams else ())
+    key = hashlib.sha256(repr(ident).encode()).hexdigest()[:12]
     name = f"{method}_{dataset}_{noise}{rate}_s{seed}_{key}"
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,6 +69,8 @@ def write_run(
         "preset": "fast",
         "protocol": "uniform",
     }
+    if hparams:
+        cfg["hparams"] = hparams
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     counts = class_counts or [100 * (k + 1) for k in range(num_classes)]
     t = np.full((num_classes, num_classes), (rate or 0.2) / max(num_classes - 1, 1))

@@ -23,7 +23,8 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.8em;color:#555}
 .box{background:#f4f6fa;border-left:4px solid #4c72b0;padding:.6em 1em;font-size:.9em}
 .box dt{font-weight:bold;float:left;clear:left;width:13em}.box dd{margin-left:13em}
-nav.toc{font-size:.9em}nav.toc ol{margin:.2em 0}nav.toc a{color:#245}
+nav.toc{font-size:.9em}nav.toc a{color:#245}
+nav.toc ul{margin:.2em 0;list-style:none;padding-left:1em}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.warn{color:#a15c00}
 """
 
@@ -58,4 +59,5 @@ def page(title: str, body: str) -> str:
 
 def toc(sections: list[tuple[str, str]]) -> str:
     links = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for a, t in sections)
-    return f'<nav class="toc"><ol>{links}</ol></nav>'
+    # the section titles carry their numbers ("1. Main tables"): an unnumbered list
+    return f'<nav class="toc"><ul>{links}</ul></nav>'
