@@ -37,6 +37,23 @@ def test_resnet_depths_and_64px():
     assert models.create("resnet50", 9, 3)(torch.randn(2, 3, 64, 64)).shape == (2, 9)
 
 
+def test_imagenet_stem_resnet18_quarters_the_maps_and_keeps_the_cifar_weights():
+    torch.manual_seed(0)
+    net = models.create("resnet18-imagenet", 7, 3)
+    n = sum(p.numel() for p in net.parameters())
+    assert 11.1e6 < n < 11.3e6  # torchvision's resnet18 with 7 classes: 11.18 M
+    x = torch.randn(2, 3, 224, 224)
+    stem = net.pool(torch.relu(net.bn1(net.conv1(x))))
+    assert stem.shape == (2, 64, 56, 56) and net(x).shape == (2, 7)
+    # the CIFAR ResNet-18's parameters and initialisation are unchanged by the stem option
+    torch.manual_seed(0)
+    cifar = models.create("resnet18", 7, 3)
+    assert cifar.conv1.kernel_size == (3, 3) and isinstance(cifar.pool, torch.nn.Identity)
+    assert [k for k in cifar.state_dict() if "conv1" not in k] == [
+        k for k in net.state_dict() if "conv1" not in k
+    ]
+
+
 def test_errors():
     with pytest.raises(UnknownNameError, match="unknown model 'vgg'; known: .*resnet18"):
         models.create("vgg", 2)

@@ -56,14 +56,28 @@ class Bottleneck(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet with a 3x3 stride-1 stem: (B, in_chans, H, W) -> logits (B, num_classes)."""
+    """ResNet with a 3x3 stride-1 stem: (B, in_chans, H, W) -> logits (B, num_classes).
+
+    ``stem="imagenet"``: the ImageNet stem instead (7x7 stride-2 conv, 3x3 stride-2 max-pool),
+    which divides the feature maps by 4 before the first stage (for 112-224 px inputs).
+    """
 
     def __init__(
-        self, block: type[nn.Module], layers: list[int], num_classes: int, in_chans: int = 3
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        num_classes: int,
+        in_chans: int = 3,
+        stem: str = "cifar",
     ) -> None:
         super().__init__()
         self.cin = 64
-        self.conv1 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+            self.pool: nn.Module = nn.MaxPool2d(3, 2, 1)
+        else:
+            self.conv1 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
+            self.pool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(64)
         stages = []
         for i, (planes, n) in enumerate(zip([64, 128, 256, 512], layers, strict=True)):
@@ -77,7 +91,7 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(self.cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.pool(F.relu(self.bn1(self.conv1(x))))
         out = self.layers(out)
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.fc(out)
@@ -86,6 +100,16 @@ class CifarResNet(nn.Module):
 @register_model("resnet18", "CIFAR-style ResNet-18 (11 M parameters)", "28-64 px")
 def resnet18(num_classes: int, in_chans: int) -> nn.Module:
     return CifarResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans)
+
+
+@register_model(
+    "resnet18-imagenet",
+    "ResNet-18 with the ImageNet stem (7x7/2 conv + max-pool; 11 M parameters), random init, "
+    "no timm needed",
+    "112-224 px",
+)
+def resnet18_imagenet(num_classes: int, in_chans: int) -> nn.Module:
+    return CifarResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, stem="imagenet")
 
 
 @register_model("resnet34", "CIFAR-style ResNet-34 (21 M parameters)", "28-64 px")
