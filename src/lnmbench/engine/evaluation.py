@@ -14,7 +14,7 @@ from lnmbench.methods.base import Method
 from lnmbench.metrics import classification_report
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_split(
     method: Method,
     images: torch.Tensor,

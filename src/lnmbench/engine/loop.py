@@ -19,6 +19,7 @@ from lnmbench.engine.evaluation import (
 )
 from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.run_folder import RunFolder
+from lnmbench.engine.step_timer import StepTimer
 from lnmbench.engine.train_view import TrainView
 from lnmbench.methods.base import Batch, Method
 from lnmbench.metrics import (
@@ -47,11 +48,6 @@ class LoopSettings:
     eval_batch_size: int
     transform: ImageTransform
     keep_checkpoint: bool
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_diagnostics(
@@ -126,19 +122,16 @@ def fit(
         method.train_mode()
         method.on_epoch_start(epoch)
         sums: dict[str, torch.Tensor | float] = {}
-        n_seen, data_s, compute_s = 0, 0.0, 0.0
+        n_seen = 0
+        timer = StepTimer(device)
         for step, idx in enumerate(method.epoch_batches(epoch), start=1):
-            ta = time.perf_counter()
+            timer.begin()
             idx_dev = idx.to(device)
             views = {kind: train.view(idx_dev, kind) for kind in method.views}
             batch = Batch(idx_dev, train.noisy_labels[idx_dev], views)
-            _sync(device)
-            tb = time.perf_counter()
+            timer.between()
             stats = method.train_step(batch)
-            _sync(device)
-            tc = time.perf_counter()
-            data_s += tb - ta
-            compute_s += tc - tb
+            timer.end()
             b = len(idx)
             n_seen += b
             for k, v in stats.items():
@@ -146,6 +139,7 @@ def fit(
             if on_step is not None:
                 on_step(epoch, step)
         train_stats = {k: float(v) / max(n_seen, 1) for k, v in sums.items()}
+        data_s, compute_s = timer.totals()
         lr = method.lr()
         extra = method.on_epoch_end(epoch) or {}
         train_s = time.perf_counter() - t0
