@@ -44,16 +44,22 @@ import pandas as pd
 
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.experiment.config import resolve_config
-from lnmbench.experiment.run import run_one
+from lnmbench.report.baseline import bootstrap_ci
+from result_table import (
+    KEY,
+    RESULTS,
+    ROOT,
+    append_rows,
+    dataset_ref,
+    done_hashes,
+    nanmean,
+    read_table,
+    train,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 TABLE = RESULTS / "medssl.csv"
 CURVES = RESULTS / "medssl_curves.csv"  # per-epoch curves of the runs --interim compares
-KEY = "config_hash"
 LAST_K = 5
-BOOTSTRAP_RESAMPLES = 10_000
 
 DATASETS = ("retinamnist", "breastmnist", "demo", "bloodmnist")
 NOISES = ("symmetric:0.5", "instance:0.5", "symmetric:0.2")
@@ -75,16 +81,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 # priority: the deciding pair, then DISC, then the single components, then CE
 STAGES = (("dividemix", "medssl"), ("disc",), tuple(v for v in VARIANTS if v.startswith("medssl:")))
 CLASSES_OF_INTEREST = 3  # selection recall of the three smallest training classes
-
-
-def dataset_ref(name: str) -> str:
-    """The dataset argument of a run: the bundled ``demo`` or a file of ../shared/data."""
-    if name == "demo":
-        return name
-    path = SHARED / f"{name}.npz"
-    if not path.exists():
-        raise SystemExit(f"{path} not found: the real MedMNIST files live in ../shared/data")
-    return str(path)
 
 
 def cells(
@@ -133,11 +129,6 @@ def config(dataset: str, noise: str, rate: float, seed: int, variant: str, quick
     return resolve_config(user, "medssl benchmark")
 
 
-def _nanmean(values: list[Any]) -> float:
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str, Any]:
     """The table row of a finished run (last-5 means)."""
     dataset, noise, rate, seed, variant = cell
@@ -156,7 +147,7 @@ def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str
         if per_class:
             recalls.append(np.nanmean(np.array(per_class, dtype=float), axis=0))
         keys = [k for k in d if k == "purified_ratio" or k.startswith("purified_ratio/")]
-        purified.append(_nanmean([d[k] for k in keys]))
+        purified.append(nanmean([d[k] for k in keys]))
     row = {
         "dataset": dataset,
         "noise": noise,
@@ -171,7 +162,7 @@ def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str
         "smallest_class": int(smallest[0]),
         "smallest_sens": float(np.nanmean(sens[:, smallest[0]])),
         "qwk": (metrics.get("qwk") or {}).get("last5") if dataset == "retinamnist" else None,
-        "purified_ratio": _nanmean(purified),
+        "purified_ratio": nanmean(purified),
         "wall_s": summary["wall_s"],
     }
     if recalls:
@@ -179,25 +170,6 @@ def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str
         for j, c in enumerate(smallest[:CLASSES_OF_INTEREST]):
             row[f"sel_recall_small{j + 1}"] = float(rec[c])
     return row
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.exists() else pd.DataFrame()
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Add ``row`` to the CSV at ``path`` (replacing a row with the same key), atomically."""
-    old = read_table(path)
-    table = (
-        pd.concat([old, pd.DataFrame([row])], ignore_index=True)
-        if len(old)
-        else pd.DataFrame([row])
-    )
-    table = table.drop_duplicates(subset=[KEY], keep="last")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
 
 
 def borrowed_folder(roots: list[Path], cfg) -> RunFolder | None:
@@ -220,23 +192,25 @@ def run_cells(args: argparse.Namespace) -> int:
     for i, cell in enumerate(todo):
         dataset, noise, rate, seed, variant = cell
         cfg = config(dataset_ref(dataset), noise, rate, seed, variant, args.quick)
-        done = read_table(table)
-        if len(done) and cfg.config_hash() in set(done[KEY]):
+        if cfg.config_hash() in done_hashes(table):
             continue
         label = f"[{i + 1}/{len(todo)}] {variant} {dataset} {noise} {rate:g} seed {seed}"
         borrowed = borrowed_folder(args.borrow, cfg)
         if borrowed is not None:  # a finished run of the same config elsewhere: read only
             summary = json.loads(borrowed.summary.read_text())
-            append_row(table, {**run_row(borrowed, summary, cell), "source": str(borrowed.path)})
+            row = {**run_row(borrowed, summary, cell), "source": str(borrowed.path)}
+            append_rows(table, [row], [KEY])
             print(f"{label}: read from {borrowed.path}", flush=True)
             continue
         if args.borrow_only:
             continue
         print(f"{label} ({cfg.epochs} epochs) ...", flush=True)
         t0 = time.perf_counter()
-        summary = run_one(cfg, args.out)
+        summary = train(cfg, args.out)
+        if summary is None:  # another process trains it
+            continue
         row = run_row(RunFolder(args.out / cfg.run_name()), summary, cell)
-        append_row(table, row)
+        append_rows(table, [row], [KEY])
         print(
             f"{label}: balanced acc {100 * row['bal_acc']:.2f} %, acc {100 * row['acc']:.2f} % "
             f"({time.perf_counter() - t0:.0f} s)",
@@ -246,23 +220,6 @@ def run_cells(args: argparse.Namespace) -> int:
 
 
 # ----- the decision -----------------------------------------------------------------------------
-def bootstrap_mean_ci(
-    diffs: np.ndarray, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """(mean, lower, upper) of a seeded percentile bootstrap of the mean of ``diffs`` (n,).
-
-    With fewer than 2 values the interval is undefined (nan, nan)."""
-    d = np.asarray(diffs, dtype=float)
-    if len(d) == 0:
-        return float("nan"), float("nan"), float("nan")
-    if len(d) < 2:
-        return float(d.mean()), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(BOOTSTRAP_RESAMPLES, len(d)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(d.mean()), float(lo), float(hi)
-
-
 CELL = ["dataset", "noise", "rate", "seed"]
 
 
@@ -308,6 +265,13 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def mean_ci(diffs: np.ndarray) -> tuple[float, float, float]:
+    """(mean, lower, upper): the report's percentile bootstrap of the mean (NaN bounds, n < 2)."""
+    d = np.asarray(diffs, dtype=float)
+    lo, hi = bootstrap_ci(d)
+    return (float(d.mean()) if len(d) else float("nan")), lo, hi
+
+
 def decision(table: pd.DataFrame) -> str:
     """Paired differences of medssl (and its components) vs dividemix and disc with 95 % CIs."""
     imbalanced = [d for d in table.dataset.unique() if d != "demo"]
@@ -320,7 +284,7 @@ def decision(table: pd.DataFrame) -> str:
             d = paired(table, a, b, "bal_acc", imbalanced)
             if not len(d):
                 continue
-            m, lo, hi = bootstrap_mean_ci(d.to_numpy())
+            m, lo, hi = mean_ci(d.to_numpy())
             ci = "n/a (< 2 cells)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
             lines.append(f"| {a} − {b} | {len(d)} | {100 * m:+.2f} | {ci} |")
     # the goal: medssl − max(dividemix, disc) per cell
@@ -331,7 +295,7 @@ def decision(table: pd.DataFrame) -> str:
     common = ours.index.intersection(best.index)
     verdict = "not decidable (no cell with medssl, dividemix and disc)"
     if len(common):
-        m, lo, hi = bootstrap_mean_ci((ours[common] - best[common]).to_numpy())
+        m, lo, hi = mean_ci((ours[common] - best[common]).to_numpy())
         ci = "n/a" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
         lines.append(f"| medssl − max(dividemix, disc) | {len(common)} | {100 * m:+.2f} | {ci} |")
         if math.isnan(lo):
@@ -343,7 +307,7 @@ def decision(table: pd.DataFrame) -> str:
     demo = paired(table, "medssl", "dividemix", "acc", ["demo"])
     demo_line = "balanced case (demo): no matched medssl / dividemix cells"
     if len(demo):
-        m, lo, hi = bootstrap_mean_ci(demo.to_numpy())
+        m, lo, hi = mean_ci(demo.to_numpy())
         ci = "" if math.isnan(lo) else f", 95 % CI [{100 * lo:+.2f}, {100 * hi:+.2f}]"
         ok = "within" if m >= -0.01 else "outside"
         demo_line = (

@@ -24,46 +24,38 @@ Each process uses one torch thread (``OMP_NUM_THREADS=1`` is set before torch is
 from __future__ import annotations
 
 import argparse
-import fcntl
-import math
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np
 import pandas as pd
 
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.experiment.config import resolve_config
-from lnmbench.experiment.run import run_one
 from lnmbench.methods import METHODS
+from result_table import (
+    KEY,
+    RESULTS,
+    ROOT,
+    append_rows,
+    dataset_ref,
+    done_hashes,
+    nanmean,
+    read_table,
+    train,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 TABLE = RESULTS / "validity.csv"
 CURVES = RESULTS / "validity_curves.csv"
 DATASETS = ("demo", "retinamnist", "breastmnist", "bloodmnist")
 NOISES = ("symmetric:0.5", "symmetric:0.8", "pairflip:0.4", "instance:0.5", "symmetric:0.2")
 SEEDS = (0, 1)
-KEY = "config_hash"
-
-
-def dataset_ref(name: str) -> str:
-    """The dataset argument of a run: the bundled ``demo`` or a file of ../shared/data."""
-    if name == "demo":
-        return name
-    path = SHARED / f"{name}.npz"
-    if not path.exists():
-        raise SystemExit(f"{path} not found: the real MedMNIST files live in ../shared/data")
-    return str(path)
 
 
 def cells(
@@ -92,29 +84,24 @@ def config(dataset: str, noise: str, rate: float, seed: int, method: str, quick:
         "progress": False,
     }
     if quick:
-        user.update(epochs=2, model="cnn-tiny")
+        user.update(epochs=3, model="cnn-tiny")  # t-revision needs >= 3 (its three stages)
     return resolve_config(user, "validity benchmark")
-
-
-def _nanmean(values: list[Any]) -> float:
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    return float(np.mean(vals)) if vals else float("nan")
 
 
 def selection_means(diag: dict[str, Any]) -> dict[str, float]:
     """Selection precision / recall / detection AUROC averaged over a method's selected sets."""
     sets = [v for k, v in diag.items() if k.startswith("selection/") and isinstance(v, dict)]
     return {
-        "sel_precision": _nanmean([s.get("precision") for s in sets]),
-        "sel_recall": _nanmean([s.get("recall") for s in sets]),
-        "detection_auroc": _nanmean([s.get("detection_auroc") for s in sets]),
+        "sel_precision": nanmean([s.get("precision") for s in sets]),
+        "sel_recall": nanmean([s.get("recall") for s in sets]),
+        "detection_auroc": nanmean([s.get("detection_auroc") for s in sets]),
     }
 
 
 def purified(diag: dict[str, Any]) -> float:
     """Purified ratio (DISC) or its mean over the nets (DivideMix); nan if none."""
     keys = [k for k in diag if k == "purified_ratio" or k.startswith("purified_ratio/")]
-    return _nanmean([diag[k] for k in keys])
+    return nanmean([diag[k] for k in keys])
 
 
 def run_rows(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> tuple[dict, list[dict]]:
@@ -156,38 +143,6 @@ def run_rows(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> tuple[d
     return row, curve
 
 
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path``.lock while the tables are read and rewritten."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.exists() else pd.DataFrame()
-
-
-def append_rows(path: Path, rows: list[dict], key: list[str]) -> None:
-    """Add ``rows`` to the CSV at ``path`` (replacing rows with the same ``key``), atomically."""
-    old = read_table(path)
-    new = pd.DataFrame(rows)
-    table = pd.concat([old, new], ignore_index=True) if len(old) else new
-    table = table.drop_duplicates(subset=key, keep="last")
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
-
-
-def done_hashes(path: Path) -> set[str]:
-    table = read_table(path)
-    return set(table[KEY]) if len(table) else set()
-
-
 def run_cells(args: argparse.Namespace) -> int:
     table, curves = (args.results / TABLE.name, args.results / CURVES.name)
     k, n = (int(x) for x in args.shard.split("/"))
@@ -202,11 +157,12 @@ def run_cells(args: argparse.Namespace) -> int:
         label = f"[{i + 1}/{len(todo)}] {method} {dataset} {noise} {rate:g} seed {seed}"
         print(f"{label} ({cfg.epochs} epochs) ...", flush=True)
         t0 = time.perf_counter()
-        summary = run_one(cfg, args.out)
+        summary = train(cfg, args.out)
+        if summary is None:  # another shard trains it
+            continue
         row, curve = run_rows(RunFolder(args.out / cfg.run_name()), summary, cell)
-        with locked(table):
-            append_rows(table, [row], [KEY])
-            append_rows(curves, curve, [KEY, "epoch"])
+        append_rows(curves, curve, [KEY, "epoch"])
+        append_rows(table, [row], [KEY])  # last: a row means its curve is there
         print(
             f"{label}: last-5 {100 * row['acc_last5']:.2f} %, peak {100 * row['acc_peak']:.2f} %, "
             f"train acc on noisy labels {100 * row['train_acc_noisy_final']:.1f} % "
@@ -291,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: run every N-th cell starting at K")
     ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
     ap.add_argument("--curves", action="store_true", help="print the per-epoch regime evidence")
-    ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 3 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS.names()))
     if unknown:

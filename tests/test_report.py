@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from typer.testing import CliRunner
 
+from lnmbench.cli import app
 from lnmbench.engine.run_status import run_lock
 from lnmbench.errors import ConfigError
 from lnmbench.report import ReportOptions, build_report
@@ -272,6 +274,9 @@ def test_configuration_variants_are_split_not_averaged(tmp_path):
     assert any("not averaged" in w for w in res.warnings)
     assert "not averaged" in (out / "report.html").read_text()
     assert "not averaged" in (out / "report.md").read_text()
+    # the CLI prints the labels with their brackets (not eaten as console markup)
+    res = CliRunner().invoke(app, ["report", str(root), "--out", str(out), "--format", "md"])
+    assert res.exit_code == 0 and "coteaching [forget_ramp_epochs=10]" in res.output
     # one configuration per cell and seed: nothing is relabelled
     same, none = split_variants(add_keys(load_results(root, {"seed": 1})[0]))
     assert none == [] and sorted(same["method"].unique()) == ["ce", "coteaching"]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lnmbench.cli.console import console, fail
@@ -91,7 +92,7 @@ def report(
         highlight=False,
     )
     for w in result.warnings:
-        console.print(f"[yellow]{w}[/]", highlight=False)
+        console.print(f"[yellow]{escape(w)}[/]", highlight=False)  # labels hold [...]
     main = [p for p in result.files if p.name.startswith("report.")]
     n_fig = sum(1 for p in result.files if p.parent.name == "figures")
     n_csv = sum(1 for p in result.files if p.suffix == ".csv")

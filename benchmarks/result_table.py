@@ -1,0 +1,86 @@
+"""What the resumable benchmark scripts (validity.py, medssl.py) share: where the datasets are,
+the committed CSV result tables (locked, atomic, keyed by config hash), and training a run under
+its run lock so that two shards never train the same config and reports see it as running."""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lnmbench.errors import RunBusyError
+from lnmbench.experiment.config import RunConfig
+from lnmbench.experiment.run import run_exclusive
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+KEY = "config_hash"
+
+
+def dataset_ref(name: str) -> str:
+    """The dataset argument of a run: the bundled ``demo`` or a file of ../shared/data."""
+    if name == "demo":
+        return name
+    path = SHARED / f"{name}.npz"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: the real MedMNIST files live in ../shared/data")
+    return str(path)
+
+
+def nanmean(values: list[Any]) -> float:
+    """Mean of the values that are neither None nor NaN; NaN when none are."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``.lock while a table is read and rewritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def done_hashes(path: Path) -> set[str]:
+    """Config hashes that already have a row in the table at ``path``."""
+    table = read_table(path)
+    return set(table[KEY]) if len(table) else set()
+
+
+def append_rows(path: Path, rows: list[dict], key: list[str]) -> None:
+    """Add ``rows`` to the CSV at ``path`` (replacing rows with the same ``key``), atomically,
+    under the table's lock (several shards append to one table)."""
+    with locked(path):
+        old = read_table(path)
+        new = pd.DataFrame(rows)
+        table = pd.concat([old, new], ignore_index=True) if len(old) else new
+        table = table.drop_duplicates(subset=key, keep="last")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        table.to_csv(tmp, index=False, float_format="%.6g")
+        os.replace(tmp, path)
+
+
+def train(cfg: RunConfig, out: Path) -> dict[str, Any] | None:
+    """Train (or resume, or read) ``cfg`` under ``out`` holding its run lock; the summary, or
+    None when another process is training this config now (the caller skips it)."""
+    try:
+        return run_exclusive(cfg, out)
+    except RunBusyError as exc:
+        print(f"skipped: {exc}", flush=True)
+        return None
