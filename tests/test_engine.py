@@ -87,3 +87,41 @@ def test_same_seed_same_result_different_seed_differs(small_npz, tmp_path):
     assert a["headline"] == b["headline"]
     assert a["config_hash"] != c["config_hash"]
     assert a["heads"] != c["heads"] or a["realised_noise_rate"] != c["realised_noise_rate"]
+
+
+def test_cpu_evaluation_chunks_give_bitwise_identical_probabilities():
+    """The CPU forward runs in chunks of CPU_EVAL_CHUNK whatever the eval batch size; that must
+    not change a single bit of the probabilities (config hashes stay valid)."""
+    import torch
+
+    from lnmbench import models
+    from lnmbench.data import load_dataset
+    from lnmbench.engine.evaluation import CPU_EVAL_CHUNK, predict_split
+    from lnmbench.engine.image_transform import ImageTransform
+
+    class OneNet:
+        def __init__(self) -> None:
+            torch.manual_seed(0)
+            self.net = models.create("cnn", 8, 3)
+            self.net.train()
+            self.net(torch.rand(64, 3, 28, 28))  # BatchNorm running stats away from the init
+            self.calls: list[int] = []
+
+        def eval_mode(self) -> None:
+            self.net.eval()
+
+        def predict(self, x):
+            self.calls.append(len(x))
+            return {"net": self.net(x)}
+
+    ds = load_dataset("demo")
+    images = ds["test"].images[:700]
+    tf = ImageTransform.of(*ds.channel_stats())
+    m = OneNet()
+    big = predict_split(m, images, transform=tf, batch_size=1024)
+    assert max(m.calls) == CPU_EVAL_CHUNK and sum(m.calls) == 700
+    # the reference: one forward per image-chunk size that a GPU or an older version would use
+    with torch.inference_mode():
+        whole = m.net(tf(images)).float().softmax(1).double().numpy()
+    small = predict_split(m, images, transform=tf, batch_size=50)
+    assert np.array_equal(big["net"], whole) and np.array_equal(small["net"], whole)
