@@ -4,9 +4,8 @@ the page in headless Chromium, a real-world CSV dataset's noisy column, clear er
 from __future__ import annotations
 
 import csv
+import io
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image
 from typer import Typer
 from typer.testing import CliRunner
 
+from chromium_page import check_page, chromium_binary
 from lnmbench.audit import confident_joint
 from lnmbench.audit.crossfit import CrossFitSettings, batch_bounds, cross_fit_dynamics
 from lnmbench.audit.evaluation import detection_auroc, flagged_f1, precision_at_k, top_k
@@ -188,13 +188,8 @@ def test_audit_without_cleanlab_runs_and_says_so(tmp_path, monkeypatch):
     assert "skipped" in (out / "audit.html").read_text()
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def test_audit_html_renders_in_headless_chromium(tmp_path):
-    exe = _chromium()
-    if exe is None:
+    if chromium_binary() is None:
         pytest.skip("chromium not installed (apt-get install -y chromium): page not rendered")
     npz, _ = write_npz(tmp_path / "blobs.npz", n_train=60, flips=6)
     out = tmp_path / "a"
@@ -202,24 +197,10 @@ def test_audit_html_renders_in_headless_chromium(tmp_path):
         cli(), ["audit", str(npz), *TINY, "--epochs", "1", "--out", str(out), "--no-progress"]
     )
     assert res.exit_code == 0, res.output
-    png = tmp_path / "shot.png"
-    cmd = [
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={png}",
-        "--window-size=1280,2000",
-        (out / "audit.html").resolve().as_uri(),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-    img = np.asarray(Image.open(png).convert("RGB"))
+    page = check_page(out / "audit.html", width=1280, height=2000)
+    assert page.errors == []  # no console errors
+    assert page.images and all(i["complete"] and i["w"] > 0 for i in page.images)
+    img = np.asarray(Image.open(io.BytesIO(page.screenshot)).convert("RGB"))
     assert img.shape[:2] == (2000, 1280)
     top = img[:900]
     # not blank: dark text and images on the white page, and the orange noise-rate bars
