@@ -16,7 +16,7 @@ updated under a file lock.
 
     python benchmarks/validity.py --shard 0/2 & python benchmarks/validity.py --shard 1/2
     python benchmarks/validity.py --table          # the Markdown table from the committed rows
-    python benchmarks/validity.py --quick          # smoke test: tiny subset, cnn-tiny, 2 epochs
+    python benchmarks/validity.py --quick          # smoke test: tiny subset, cnn-tiny, 3 epochs
 
 Each process uses one torch thread (``OMP_NUM_THREADS=1`` is set before torch is imported).
 """
