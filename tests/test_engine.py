@@ -125,3 +125,22 @@ def test_cpu_evaluation_chunks_give_bitwise_identical_probabilities():
         whole = m.net(tf(images)).float().softmax(1).double().numpy()
     small = predict_split(m, images, transform=tf, batch_size=50)
     assert np.array_equal(big["net"], whole) and np.array_equal(small["net"], whole)
+
+
+def test_step_timer_splits_data_and_compute_time_on_the_cpu():
+    import time
+
+    import torch
+
+    from lnmbench.engine.step_timer import StepTimer
+
+    timer = StepTimer(torch.device("cpu"))
+    for _ in range(3):
+        timer.begin()
+        time.sleep(0.01)  # "data"
+        timer.between()
+        time.sleep(0.03)  # "compute"
+        timer.end()
+    data_s, compute_s = timer.totals()
+    assert 0.03 <= data_s < 0.06 and 0.09 <= compute_s < 0.15
+    assert timer.totals() == (data_s, compute_s)  # reading twice adds nothing
