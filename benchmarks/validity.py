@@ -181,19 +181,28 @@ def fmt(values: pd.Series) -> str:
     return f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f} ({len(vals)})"
 
 
+# the LNMBench paper's order: baseline, robust losses, transition matrices, selection, SSL
+ORDER = (
+    "ce", "ce-ls", "sce", "cdr", "t-revision", "volminnet",
+    "coteaching", "coteaching-plus", "codis", "jocor", "disc", "dividemix",
+)  # fmt: skip
+
+
 def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
     """Per (dataset, noise, rate): each method's mean ± std over seeds (n) and Δ to CE on the
-    seeds both have."""
+    seeds both have; methods in the paper's order."""
     lines = []
+    rank = {m: i for i, m in enumerate(ORDER)}
     for (dataset, noise, rate), part in table.groupby(["dataset", "noise", "rate"], sort=False):
         ce = part[part.method == "ce"].set_index("seed")[metric]
         lines += [
             f"\n**{dataset}, {noise} {rate:g}**\n",
             "| method | last-5 acc (%) | Δ vs CE (points) | peak (%) | train acc on noisy (%) "
-            "| sel. precision (%) | sel. recall (%) |",
-            "|---|---|---|---|---|---|---|",
+            "| sel. precision (%) | sel. recall (%) | T̂ error (%) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for method, rows in part.groupby("method", sort=False):
+        groups = sorted(part.groupby("method"), key=lambda g: (rank.get(g[0], len(rank)), g[0]))
+        for method, rows in groups:
             by_seed = rows.set_index("seed")[metric]
             common = by_seed.index.intersection(ce.index)
             delta = (by_seed[common] - ce[common]) if method != "ce" and len(common) else None
@@ -201,7 +210,7 @@ def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
                 f"| {method} | {fmt(rows[metric])} | "
                 f"{'–' if delta is None else f'{100 * delta.mean():+.2f}'} | {fmt(rows.acc_peak)} "
                 f"| {fmt(rows.train_acc_noisy_final)} | {fmt(rows.sel_precision)} "
-                f"| {fmt(rows.sel_recall)} |"
+                f"| {fmt(rows.sel_recall)} | {fmt(rows.t_error)} |"
             )
     return "\n".join(lines)
 
