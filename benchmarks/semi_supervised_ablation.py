@@ -112,6 +112,7 @@ SCHEDULE_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("Co-teaching+, fast preset", "coteaching-plus", {}),
     ("Co-teaching+, a fixed 5000-step fallback", "coteaching-plus", {"fallback_fraction": None}),
+    ("DivideMix, fast preset, oracle division", "dividemix-oracle", {}),
 ]
 
 _ORACLE_W: dict[str, np.ndarray] = {}
@@ -134,11 +135,12 @@ def config(
     quick: bool = False,
     memorisation: bool = False,
     preset: str = "fast-augmented",
+    rate: float = NOISE["rate"],
 ) -> Any:
     user: dict[str, Any] = {
         "method": method,
         "dataset": "demo",
-        "noise": dict(NOISE),
+        "noise": {**NOISE, "rate": rate},
         "seed": 0,
         "preset": preset,
         "progress": False,
@@ -164,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the current fast preset against the schedules it replaced",
     )
+    ap.add_argument("--rate", type=float, default=NOISE["rate"], help="symmetric noise rate")
     ap.add_argument("--quick", action="store_true", help="smoke test: cnn-tiny, 2 epochs, temp dir")
     args = ap.parse_args(argv)
     tmp = tempfile.TemporaryDirectory(prefix="bench_semi_ablation_") if args.quick else None
     out = Path(tmp.name) if tmp else args.out
 
-    cfg0 = config("ce", {})
+    cfg0 = config("ce", {}, rate=args.rate)
     ds = load_dataset(cfg0.dataset, size=cfg0.size)
     noise = split_noise(cfg0, ds, default_data_dir())["train"]
     _ORACLE_W["w"] = (noise.noisy == noise.clean).astype(np.float64)
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for number in numbers:
             label, method, hparams = table[number - 1]
-            cfg = config(method, hparams, args.quick, args.memorisation, preset)
+            cfg = config(method, hparams, args.quick, args.memorisation, preset, args.rate)
             t0 = time.perf_counter()
             summary = run_one(cfg, out)
             final = RunFolder(out / cfg.run_name()).read_metrics()[-1]
