@@ -280,3 +280,21 @@ def test_configuration_variants_are_split_not_averaged(tmp_path):
     # one configuration per cell and seed: nothing is relabelled
     same, none = split_variants(add_keys(load_results(root, {"seed": 1})[0]))
     assert none == [] and sorted(same["method"].unique()) == ["ce", "coteaching"]
+
+
+def test_ranking_drops_a_one_cell_method_rather_than_rank_on_a_single_block():
+    """Four methods on two cells and an ablation variant on one: the variant is left out and
+    the Friedman test runs over the two blocks (not over the one block all five share)."""
+    rows = []
+    for j, (noise, rate) in enumerate([("symmetric", 0.5), ("symmetric", 0.8)]):
+        for i, m in enumerate(["a", "b", "c", "d"]):
+            rows.append(("demo", noise, "symmetric", rate, 0, m, 0.5 + 0.1 * i - 0.05 * j))
+    rows.append(("demo", "symmetric", "symmetric", 0.5, 0, "a [x=1]", 0.9))
+    cols = ["dataset", "noise", "pattern", "rate_key", "seed", "method", "value"]
+    r = rank_methods(pd.DataFrame(rows, columns=cols))
+    assert r.dropped_methods == ["a [x=1]"] and r.n_blocks == 2
+    assert list(r.mean_rank.index) == ["d", "c", "b", "a"] and np.isfinite(r.friedman_stat)
+    # a one-cell comparison keeps every method (nothing to gain by dropping any)
+    one = pd.DataFrame([r for r in rows if r[3] == 0.5 and "[" not in r[5]], columns=cols)
+    r1 = rank_methods(one)
+    assert r1.dropped_methods == [] and r1.n_blocks == 1 and len(r1.methods) == 4

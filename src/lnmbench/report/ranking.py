@@ -69,17 +69,25 @@ def rank_methods(
 ) -> Ranking:
     """Rank the methods of :func:`lnmbench.report.cells.seed_values` output.
 
-    Methods with no block in common with the others are dropped (listed in ``dropped_methods``)
-    so that every block has every method.
+    Methods are dropped (listed in ``dropped_methods``), those with the fewest cells first,
+    until every remaining method is in at least one common block — and, while more than three
+    methods remain and some have more cells than others, in at least two, so that an ablation
+    variant or a method run on one cell does not reduce the Friedman test to a single block
+    (a grid of one cell keeps all its methods).
     """
     if posthoc not in POSTHOC:
         raise ConfigError(f"unknown post-hoc test {posthoc!r}; known: {', '.join(POSTHOC)}")
     methods = sorted(values["method"].unique())
     dropped: list[str] = []
     blocks, kind = block_matrix(values, methods)
-    # drop the method with the fewest cells until a block holds every remaining method
-    while len(blocks) == 0 and len(methods) > 1:
-        counts = values.groupby("method")[CELL].apply(lambda g: len(g.drop_duplicates()))
+    # drop the method with the fewest cells until the remaining ones share a block (two blocks
+    # while more than three methods are left)
+    counts = values.groupby("method")[CELL].apply(lambda g: len(g.drop_duplicates()))
+    while (len(blocks) == 0 and len(methods) > 1) or (
+        len(blocks) == 1
+        and len(methods) > 3
+        and min(counts[m] for m in methods) < max(counts[m] for m in methods)
+    ):
         worst = min(methods, key=lambda m: (counts.get(m, 0), m))
         methods.remove(worst)
         dropped.append(worst)
