@@ -35,8 +35,8 @@ def ranks_section(ctx: ReportContext) -> Section:
         csvs["ranks"] = rk
         if ranking.dropped_methods:
             s.add_text(
-                "left out (no block in common with the others): "
-                + ", ".join(ranking.dropped_methods)
+                "left out (run on fewer cells than the others; ranking them would leave too few "
+                "common blocks): " + ", ".join(ranking.dropped_methods)
             )
         if ranking.friedman_stat == ranking.friedman_stat:
             s.add_text(
