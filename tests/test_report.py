@@ -298,3 +298,20 @@ def test_ranking_drops_a_one_cell_method_rather_than_rank_on_a_single_block():
     one = pd.DataFrame([r for r in rows if r[3] == 0.5 and "[" not in r[5]], columns=cols)
     r1 = rank_methods(one)
     assert r1.dropped_methods == [] and r1.n_blocks == 1 and len(r1.methods) == 4
+
+
+def test_long_variant_labels_fit_inside_the_figures():
+    from lnmbench.report.figures import forest_plot, heatmaps
+
+    long = "dividemix-oracle [milestones=[10,20], rampup_epochs=16, schedule=constant]"
+    diffs = pd.DataFrame(
+        {"method": ["ce-ls", long], "mean_diff": [1.0, 2.0], "ci_low": [0.0, 1.0],
+         "ci_high": [2.0, 3.0]}
+    )  # fmt: skip
+    for fig in (
+        forest_plot(diffs, "ce", "test accuracy (%)"),
+        heatmaps([("rate 0.5", np.full((2, 3), 50.0))], ["ce", long], ["0", "1", "2"]),
+    ):
+        fig.draw_without_rendering()
+        box = fig.get_tightbbox()  # inches: every drawn label, ticks included
+        assert box.x0 >= -0.05 and box.x1 <= fig.get_figwidth() + 0.05

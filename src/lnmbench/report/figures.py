@@ -52,6 +52,14 @@ def save_figure(
     return FigureRef(name, f"{rel}{name}.png", uri, caption)
 
 
+def label_inches(labels: list[str], fontsize: float = 10.0) -> float:
+    """Inches the longest of ``labels`` takes when set horizontally at ``fontsize`` (about 0.55 em
+    per character): room a figure must leave so that long method labels (configuration variants
+    such as ``dividemix [forwards=concatenated]``) are not cut off."""
+    longest = max((len(str(x)) for x in labels), default=0)
+    return 0.55 * fontsize / 72 * longest
+
+
 def _colours(n: int) -> list:
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
@@ -65,8 +73,11 @@ def pattern_bars(patterns: pd.DataFrame, names: list[str], paper: dict[str, dict
     has_paper = bool(paper)
     per = len(groups) * (2 if has_paper else 1)
     width = 0.8 / per
-    fig = Figure(
-        figsize=(max(6.0, 0.9 * len(methods) * (2 if has_paper else 1) + 2), 3.6),
+    fig = Figure(  # the rotated labels hang below the axes: room for the longest
+        figsize=(
+            max(6.0, 0.9 * len(methods) * (2 if has_paper else 1) + 2),
+            3.6 + 0.5 * label_inches(methods),
+        ),
         layout="constrained",
     )
     ax = fig.add_subplot()
@@ -152,7 +163,8 @@ def cd_diagram(mean_rank: pd.Series, pvalues: pd.DataFrame, title: str):
 
 def forest_plot(diffs: pd.DataFrame, baseline: str, label: str):
     """Mean paired difference to the baseline per method, with its 95 % bootstrap interval."""
-    fig = Figure(figsize=(6.5, 0.45 * len(diffs) + 1.2), layout="constrained")
+    names = list(diffs["method"])
+    fig = Figure(figsize=(4.5 + label_inches(names), 0.45 * len(diffs) + 1.2), layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(diffs))[::-1]
     mean = diffs["mean_diff"].to_numpy(float)
@@ -176,7 +188,10 @@ def heatmaps(
     """Methods × classes heat maps side by side (one per title), values written in the cells."""
     k = len(panels)
     fig = Figure(
-        figsize=(max(4.0, 0.55 * len(classes) + 1.5) * k, 0.42 * len(methods) + 1.6),
+        figsize=(
+            max(4.0, 0.55 * len(classes) + 1.5) * k + label_inches(methods, 7),
+            0.42 * len(methods) + 1.6,
+        ),
         layout="constrained",
     )
     for p, (title, mat) in enumerate(panels):
