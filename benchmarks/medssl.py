@@ -60,6 +60,8 @@ from result_table import (
 TABLE = RESULTS / "medssl.csv"
 CURVES = RESULTS / "medssl_curves.csv"  # per-epoch curves of the runs --interim compares
 LAST_K = 5
+# the decision needs this many matched imbalanced cells (e.g. 2 datasets x 3 seeds would be 6)
+MIN_DECISION_CELLS = 5
 
 DATASETS = ("retinamnist", "breastmnist", "demo", "bloodmnist")
 NOISES = ("symmetric:0.5", "instance:0.5", "symmetric:0.2")
@@ -300,6 +302,12 @@ def decision(table: pd.DataFrame) -> str:
         lines.append(f"| medssl − max(dividemix, disc) | {len(common)} | {100 * m:+.2f} | {ci} |")
         if math.isnan(lo):
             verdict = "not decidable (fewer than 2 matched cells)"
+        elif len(common) < MIN_DECISION_CELLS:
+            verdict = (
+                f"not decidable ({len(common)} matched cells: with fewer than "
+                f"{MIN_DECISION_CELLS} the percentile bootstrap of the mean is little more than "
+                "the range of the cells)"
+            )
         elif lo > 0:
             verdict = "improvement: the 95 % interval excludes 0"
         else:
