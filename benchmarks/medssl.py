@@ -53,7 +53,9 @@ from result_table import (
     dataset_ref,
     done_hashes,
     nanmean,
+    purified,
     read_table,
+    selection_sets,
     train,
 )
 
@@ -141,15 +143,14 @@ def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str
     counts = np.asarray(report["clean_class_counts"], dtype=float)
     smallest = np.argsort(counts, kind="stable")
     sens = np.array([r["test"]["per_class_sensitivity"] for r in rows], dtype=float)
-    recalls, purified = [], []
+    recalls, purified_ratios = [], []
     for r in rows:
         d = r.get("diagnostics", {})
-        sets = [v for k, v in d.items() if k.startswith("selection/") and isinstance(v, dict)]
+        sets = selection_sets(d)
         per_class = [s["per_class_recall"] for s in sets if s.get("per_class_recall")]
         if per_class:
             recalls.append(np.nanmean(np.array(per_class, dtype=float), axis=0))
-        keys = [k for k in d if k == "purified_ratio" or k.startswith("purified_ratio/")]
-        purified.append(nanmean([d[k] for k in keys]))
+        purified_ratios.append(purified(d))
     row = {
         "dataset": dataset,
         "noise": noise,
@@ -164,7 +165,7 @@ def run_row(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> dict[str
         "smallest_class": int(smallest[0]),
         "smallest_sens": float(np.nanmean(sens[:, smallest[0]])),
         "qwk": (metrics.get("qwk") or {}).get("last5") if dataset == "retinamnist" else None,
-        "purified_ratio": nanmean(purified),
+        "purified_ratio": nanmean(purified_ratios),
         "wall_s": summary["wall_s"],
     }
     if recalls:

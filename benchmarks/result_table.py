@@ -41,6 +41,17 @@ def nanmean(values: list[Any]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def selection_sets(diag: dict[str, Any]) -> list[dict[str, Any]]:
+    """The selection diagnostics of one epoch (``selection/<set>`` entries: net1, net2, clean)."""
+    return [v for k, v in diag.items() if k.startswith("selection/") and isinstance(v, dict)]
+
+
+def purified(diag: dict[str, Any]) -> float:
+    """Purified ratio (DISC) or its mean over the nets (DivideMix) of one epoch; nan if none."""
+    keys = [k for k in diag if k == "purified_ratio" or k.startswith("purified_ratio/")]
+    return nanmean([diag[k] for k in keys])
+
+
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path``.lock while a table is read and rewritten."""

@@ -47,7 +47,9 @@ from result_table import (
     dataset_ref,
     done_hashes,
     nanmean,
+    purified,
     read_table,
+    selection_sets,
     train,
 )
 
@@ -90,18 +92,12 @@ def config(dataset: str, noise: str, rate: float, seed: int, method: str, quick:
 
 def selection_means(diag: dict[str, Any]) -> dict[str, float]:
     """Selection precision / recall / detection AUROC averaged over a method's selected sets."""
-    sets = [v for k, v in diag.items() if k.startswith("selection/") and isinstance(v, dict)]
+    sets = selection_sets(diag)
     return {
         "sel_precision": nanmean([s.get("precision") for s in sets]),
         "sel_recall": nanmean([s.get("recall") for s in sets]),
         "detection_auroc": nanmean([s.get("detection_auroc") for s in sets]),
     }
-
-
-def purified(diag: dict[str, Any]) -> float:
-    """Purified ratio (DISC) or its mean over the nets (DivideMix); nan if none."""
-    keys = [k for k in diag if k == "purified_ratio" or k.startswith("purified_ratio/")]
-    return nanmean([diag[k] for k in keys])
 
 
 def run_rows(folder: RunFolder, summary: dict[str, Any], cell: tuple) -> tuple[dict, list[dict]]:
