@@ -100,3 +100,53 @@ def test_min_steps_raises_the_epochs_of_small_training_sets(tmp_path):
     assert resolve_config({"dataset": "bloodmnist"}).epochs == 40  # registry metadata
     assert resolve_config({"dataset": npz(546), "epochs": 7}).epochs == 7
     assert resolve_config({"dataset": npz(546), "preset": "lnmbench"}).epochs == 50  # no min_steps
+
+
+def test_rate_above_switches_discs_optimiser_only_above_06():
+    """fast: DISC's own code trains with Adam + linear decay above 0.6 noise; below it the
+    resolved hparams and config hash are exactly those of the block without the switch."""
+    from lnmbench.experiment import config as config_mod
+
+    def disc(rate: float, name: str = "symmetric"):
+        return resolve_config({"method": "disc", "noise": {"name": name, "rate": rate}})
+
+    high = disc(0.8).hparams
+    assert (high["optimizer"], high["lr"], high["weight_decay"]) == ("adam", 0.001, 0.0)
+    assert high["schedule"] == "linear_decay" and high["milestones"] == [30]
+    assert high["momentum"] == 0.0 and high["ema_epochs"] == 200  # the rest of the block stays
+    for rate in (0.2, 0.5, 0.6):  # strictly above: 0.6 keeps SGD
+        low = disc(rate)
+        assert (low.hparams["optimizer"], low.hparams["lr"]) == ("sgd", 0.1)
+        block = config_mod.load_preset("fast")["methods"]["disc"]
+        block.pop("rate_above")
+        plain = resolve_config(
+            {"method": "disc", "noise": {"name": "symmetric", "rate": rate}, "hparams": block}
+        )
+        assert low.config_hash() == plain.config_hash()
+    # real-world data: the assumed rate decides, none given -> no switch
+    assert disc(0.8, "realworld").hparams["optimizer"] == "sgd"
+    rw = resolve_config(
+        {"method": "disc", "noise": {"name": "realworld"}, "assumed_noise_rate": 0.7}
+    )
+    assert rw.hparams["optimizer"] == "adam"
+    # a user's hparams still win over the switch
+    user = resolve_config(
+        {"method": "disc", "noise": {"rate": 0.8}, "hparams": {"optimizer": "sgd", "lr": 0.05}}
+    )
+    assert (user.hparams["optimizer"], user.hparams["lr"]) == ("sgd", 0.05)
+
+
+def test_rate_above_refuses_malformed_entries():
+    from lnmbench.experiment.config import rate_overrides
+
+    assert rate_overrides({0.6: {"lr": 1.0}, 0.2: {"lr": 2.0, "gamma": 0.5}}, 0.8, "p") == {
+        "lr": 1.0,
+        "gamma": 0.5,
+    }  # merged in increasing threshold order
+    assert rate_overrides({0.6: {"lr": 1.0}}, None, "p") == {}
+    with pytest.raises(ConfigError, match="key 'high' is not a noise rate"):
+        rate_overrides({"high": {"lr": 1.0}}, 0.8, "p")
+    with pytest.raises(ConfigError, match="0.6 must map to hparams"):
+        rate_overrides({0.6: 3}, 0.8, "p")
+    with pytest.raises(ConfigError, match="must map a noise rate to hparams"):
+        rate_overrides([0.6], 0.8, "p")

@@ -36,6 +36,7 @@ from lnmbench.methods.dividemix import (
     prior_penalty,
     unlabelled_mse,
 )
+from lnmbench.methods.hparams import make_optimizer, make_scheduler
 
 LN2 = math.log(2.0)
 
@@ -437,8 +438,40 @@ def test_disc_end_to_end_diagnostics(small_npz, tmp_path):
         assert int(sel["corrected"].sum()) == sizes["purified"]
 
 
+def test_generic_linear_decay_schedule_and_disc_above_06(small_npz, tmp_path):
+    """schedule: linear_decay = constant, then linear from the first milestone (scaled), Adam's
+    β₁ 0.9 -> 0.1 there; DISC at symmetric 0.8 in the fast preset runs on it."""
+    net = nn.Linear(2, 2)
+    hp = DISC.Hparams(optimizer="adam", lr=1e-3, schedule="linear_decay", milestones=(30,))
+    opt = make_optimizer(net.parameters(), hp)
+    sched = make_scheduler(opt, hp, epochs=40)  # e_d = 30 of 50 -> 24 of 40
+    lrs, betas = [], []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        betas.append(opt.param_groups[0]["betas"][0])
+        sched.step()
+    assert lrs[:24] == [1e-3] * 24 and betas[:24] == [0.9] * 24
+    assert lrs[24] == pytest.approx(1e-3) and lrs[39] == pytest.approx(1e-3 / 16)
+    assert lrs[30] == pytest.approx(1e-3 * 10 / 16) and set(betas[24:]) == {0.1}
+    with pytest.raises(ConfigError, match="linear_decay needs milestones"):
+        make_scheduler(opt, DISC.Hparams(schedule="linear_decay", milestones=()), 40)
+
+    user = {"method": "disc", "dataset": str(small_npz), "epochs": 3, "noise": {"rate": 0.8}}
+    cfg = resolve_config({**user, "hparams": {"warmup_epochs": 1}, "progress": False})
+    run_one(cfg, tmp_path)
+    rows = RunFolder(tmp_path / cfg.run_name()).read_metrics()
+    # e_d = round(30·3/50) = 2: lr 1e-3, 1e-3, then (3 − 2)/(3 − 2)·1e-3 -> all 1e-3 at 3 epochs
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3] * 3)
+    assert rows[1]["diagnostics"]["lambda_h"] == 0.2  # the Ref's high-noise switches still apply
+
+
 @pytest.mark.parametrize(
-    ("cls", "hparams"), [(DivideMix, {"history": 2}), (DISC, {"ema_momentum": 0.5})]
+    ("cls", "hparams"),
+    [
+        (DivideMix, {"history": 2}),
+        (DISC, {"ema_momentum": 0.5}),
+        (DISC, {"optimizer": "adam", "lr": 1e-3, "schedule": "linear_decay", "milestones": [1]}),
+    ],
 )
 def test_resume_equals_uninterrupted(small_npz, tmp_path, monkeypatch, cls, hparams):
     cfg = _cfg(small_npz, cls.name, epochs=3, **hparams)

@@ -170,7 +170,10 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     cls = METHODS.get(cfg.method)
     hp_over: dict[str, Any] = {}
     hp_over = deep_merge(hp_over, method_blocks.get("all", {}) or {})
-    hp_over = deep_merge(hp_over, method_blocks.get(cfg.method, {}) or {})
+    block = dict(method_blocks.get(cfg.method, {}) or {})
+    by_rate = block.pop(RATE_BLOCK, None)
+    hp_over = deep_merge(hp_over, block)
+    hp_over = deep_merge(hp_over, rate_overrides(by_rate, run_noise_rate(cfg), preset_name))
     hp_over = deep_merge(hp_over, protocol_blocks.get(cfg.protocol, {}) or {})
     hp_over = deep_merge(hp_over, cfg.hparams)
     hp = resolve_hparams(cls.Hparams, hp_over, f"{where}: method {cfg.method!r}")
@@ -181,6 +184,43 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
         data_dir = Path(cfg.data_dir) if cfg.data_dir else None
         update["dataset_digest"] = dataset_digest(cfg.dataset, data_dir)
     return cfg.model_copy(update=update)
+
+
+RATE_BLOCK = "rate_above"  # in a preset's method block: {threshold: {hparam: value}}
+
+
+def run_noise_rate(cfg: RunConfig) -> float | None:
+    """The run's noise rate: nominal for synthetic noise, assumed on real-world data (or None)."""
+    return cfg.assumed_noise_rate if cfg.noise.name == "realworld" else cfg.noise.rate
+
+
+def rate_overrides(by_rate: Any, rate: float | None, preset: str) -> dict[str, Any]:
+    """The hparams of a method block's ``rate_above`` entries whose threshold the run's noise
+    rate exceeds (strictly), merged in increasing threshold order; {} without a rate.
+
+    Method papers switch settings by noise rate (DISC's code: Adam instead of SGD above 0.6), so a
+    preset can say ``rate_above: {0.6: {optimizer: adam}}``; runs at other rates resolve to
+    exactly the hparams (and config hash) they had without the entry.
+    """
+    if by_rate is None:
+        return {}
+    where = f"preset {preset!r}: {RATE_BLOCK}"
+    if not isinstance(by_rate, dict):
+        raise ConfigError(f"{where} must map a noise rate to hparams, got {by_rate!r}")
+    entries = []
+    for threshold, over in by_rate.items():
+        try:
+            t = float(threshold)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: key {threshold!r} is not a noise rate") from None
+        if not isinstance(over, dict):
+            raise ConfigError(f"{where}: {threshold} must map to hparams, got {over!r}")
+        entries.append((t, over))
+    merged: dict[str, Any] = {}
+    for t, over in sorted(entries, key=lambda e: e[0]):
+        if rate is not None and rate > t:
+            merged = deep_merge(merged, over)
+    return merged
 
 
 def epochs_for_min_steps(cfg: RunConfig, min_steps: int, batch_size: int) -> int:

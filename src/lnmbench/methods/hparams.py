@@ -14,6 +14,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import Field, TypeAdapter, ValidationError
 
 from lnmbench.errors import ConfigError
+from lnmbench.methods.common.forget_schedule import LinearDecayBeta1Schedule
 
 # constrained field types of hyperparameter dataclasses (validated by resolve_hparams)
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -39,7 +40,9 @@ class TrainHparams:
     nesterov: bool = False
     weight_decay: NonNegativeFloat = 0.0
     betas: tuple[UnitFloat, UnitFloat] = (0.9, 0.999)
-    schedule: Literal["multistep", "constant", "cosine"] = "multistep"
+    # linear_decay: constant, then linear to 1/(E − e_d) from e_d = the first milestone, Adam's
+    # β₁ 0.9 -> 0.1 from e_d (the Co-teaching family's schedule; DISC's above 0.6 noise)
+    schedule: Literal["multistep", "constant", "cosine", "linear_decay"] = "multistep"
     milestones: tuple[NonNegativeInt, ...] = (10, 20)
     gamma: PositiveFloat = 0.1
     ref_epochs: PositiveInt = 50
@@ -179,10 +182,8 @@ def make_optimizer(params, hp: TrainHparams, **override: Any) -> torch.optim.Opt
     raise ConfigError(f"unknown optimizer {name!r}; known: adam, sgd")
 
 
-def make_scheduler(
-    opt: torch.optim.Optimizer, hp: TrainHparams, epochs: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch LR schedule (stepped after each epoch)."""
+def make_scheduler(opt: torch.optim.Optimizer, hp: TrainHparams, epochs: int) -> Any:
+    """Per-epoch LR schedule (stepped after each epoch; ``state_dict`` for resume)."""
     if hp.schedule == "multistep":
         milestones = sorted({scaled_epoch(m, hp, epochs) for m in hp.milestones})
         return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=hp.gamma)
@@ -190,7 +191,13 @@ def make_scheduler(
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     if hp.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    raise ConfigError(f"unknown schedule {hp.schedule!r}; known: constant, cosine, multistep")
+    if hp.schedule == "linear_decay":
+        if not hp.milestones:
+            raise ConfigError("schedule linear_decay needs milestones: [e_d] (its decay start)")
+        return LinearDecayBeta1Schedule(opt, epochs, scaled_epoch(min(hp.milestones), hp, epochs))
+    raise ConfigError(
+        f"unknown schedule {hp.schedule!r}; known: constant, cosine, linear_decay, multistep"
+    )
 
 
 def default_field(value: Any) -> Any:
