@@ -50,6 +50,7 @@ from result_table import (
     RESULTS,
     ROOT,
     append_rows,
+    current_rows,
     dataset_ref,
     done_hashes,
     nanmean,
@@ -114,6 +115,11 @@ def cells(
         yield from emit(small, noises, seeds, stage)
     for dataset in rest:
         yield from emit([dataset], noises, seeds, [v for stage in stages for v in stage])
+
+
+def current_table(path: Path, quick: bool = False) -> pd.DataFrame:
+    """The table at ``path`` without rows superseded by a config change."""
+    return current_rows(read_table(path), "variant", lambda *cell: config(*cell, quick))
 
 
 def config(dataset: str, noise: str, rate: float, seed: int, variant: str, quick: bool):
@@ -415,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     if args.table:
-        print(markdown(read_table(args.results / TABLE.name)))
+        print(markdown(current_table(args.results / TABLE.name, args.quick)))
         return 0
     if args.interim:
         print(interim(args))
@@ -426,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         args.datasets, args.noises, args.seeds = ["breastmnist"], ["symmetric:0.5"], [0]
         args.variants = ["dividemix", "medssl"]
         run_cells(args)
-        print(markdown(read_table(args.results / TABLE.name)))
+        print(markdown(current_table(args.results / TABLE.name, args.quick)))
         return 0
     return run_cells(args)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import fcntl
 import math
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,39 @@ def locked(path: Path) -> Iterator[None]:
 
 def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def current_rows(
+    table: pd.DataFrame, name: str, config_of: Callable[..., RunConfig]
+) -> pd.DataFrame:
+    """The rows whose config hash is the one the current code and presets give their cell.
+
+    ``config_of(dataset_ref, noise, rate, seed, <name column>)`` builds a cell's config. A row
+    made before a preset or method change (e.g. DISC's optimiser above 0.6) is superseded: it is
+    left in the CSV (the history) but out of the tables, and a line on stderr says how many.
+    """
+    if not len(table):
+        return table
+    cells = ["dataset", "noise", "rate", "seed", name]
+    hashes = {
+        cell: config_of(
+            dataset_ref(cell[0]), cell[1], float(cell[2]), int(cell[3]), cell[4]
+        ).config_hash()
+        for cell in table[cells].drop_duplicates().itertuples(index=False, name=None)
+    }
+    keep = [
+        hashes[c] == h
+        for c, h in zip(table[cells].itertuples(index=False, name=None), table[KEY], strict=True)
+    ]
+    keep = pd.Series(keep, index=table.index)
+    stale = table[~keep].drop_duplicates(KEY)
+    if len(stale):
+        what = ", ".join(sorted({f"{r[name]} {r.noise} {r.rate:g}" for _, r in stale.iterrows()}))
+        print(
+            f"{len(stale)} superseded run(s) left out (config changed since): {what}",
+            file=sys.stderr,
+        )
+    return table[keep]
 
 
 def done_hashes(path: Path) -> set[str]:

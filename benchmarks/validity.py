@@ -44,6 +44,7 @@ from result_table import (
     RESULTS,
     ROOT,
     append_rows,
+    current_rows,
     dataset_ref,
     done_hashes,
     nanmean,
@@ -168,6 +169,11 @@ def run_cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def current_table(path: Path, quick: bool = False) -> pd.DataFrame:
+    """The table (or curves) at ``path`` without rows superseded by a config change."""
+    return current_rows(read_table(path), "method", lambda *cell: config(*cell, quick))
+
+
 def fmt(values: pd.Series) -> str:
     vals = 100 * values.dropna()
     if not len(vals):
@@ -258,17 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS.names())}")
     if args.table:
-        print(markdown(read_table(args.results / TABLE.name)))
+        print(markdown(current_table(args.results / TABLE.name)))
         return 0
     if args.curves:
-        print(curves_markdown(read_table(args.results / CURVES.name)))
+        print(curves_markdown(current_table(args.results / CURVES.name)))
         return 0
     if args.quick:
         tmp = Path(tempfile.mkdtemp(prefix="validity_quick_"))
         args.out, args.results = tmp / "runs", tmp / "results"
         args.datasets, args.noises, args.seeds = ["demo"], ["symmetric:0.5"], [0]
         run_cells(args)
-        print(markdown(read_table(args.results / TABLE.name)))
+        print(markdown(current_table(args.results / TABLE.name, quick=True)))
         return 0
     return run_cells(args)
 
