@@ -113,6 +113,7 @@ def test_rate_above_switches_discs_optimiser_only_above_06():
     high = disc(0.8).hparams
     assert (high["optimizer"], high["lr"], high["weight_decay"]) == ("adam", 0.001, 0.0)
     assert high["schedule"] == "linear_decay" and high["milestones"] == [30]
+    assert high["warmup_epochs"] == 13  # its warm-up ends at the noisy-validation peak
     assert high["momentum"] == 0.0 and high["ema_epochs"] == 200  # the rest of the block stays
     for rate in (0.2, 0.5, 0.6):  # strictly above: 0.6 keeps SGD
         low = disc(rate)
