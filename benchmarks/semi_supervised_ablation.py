@@ -42,14 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from lnmbench.data import load_dataset
 from lnmbench.data.catalog import default_data_dir
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.experiment.config import load_preset, resolve_config
+from lnmbench.experiment.config import load_preset, rate_overrides, resolve_config
 from lnmbench.experiment.run import run_one, split_noise
 from lnmbench.methods.base import register_method
+from lnmbench.methods.disc import DISC, DiscSets
 from lnmbench.methods.dividemix import DivideMix
+from lnmbench.methods.medssl import class_quotas
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = {"name": "symmetric", "rate": 0.5}
@@ -86,6 +89,14 @@ MEMORISATION_ROWS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 MEMORISATION = {"epochs": 60, "augment": "none"}
 
+
+def fast_block(method: str, rate: float) -> dict[str, Any]:
+    """A method's block of the fast preset as it resolves at ``rate`` (its rate_above applied)."""
+    block = dict(load_preset("fast")["methods"][method])
+    by_rate = block.pop("rate_above", None)
+    return {**block, **rate_overrides(by_rate, rate, "fast")}
+
+
 # --schedules: the current fast preset (the paper's regime) against the schedule it replaced, one
 # change per row; rows 1, 5, 7 and 9 are cells of benchmarks/validity.py (demo, symmetric 0.5,
 # seed 0): with --out runs/validity they are read from there instead of trained again
@@ -115,6 +126,9 @@ SCHEDULE_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("Co-teaching+, a fixed 5000-step fallback", "coteaching-plus", {"fallback_fraction": None}),
     # the oracle method has no preset block of its own: it gets DivideMix's from the fast preset
     ("DivideMix, fast preset, oracle division", "dividemix-oracle", dict(FAST_DIVIDEMIX)),
+    # DISC with medssl's class quotas on its clean set (q_c = max(min(n_c, 8), ⌈5 % · n_c⌉)):
+    # does a per-class floor stop the class-by-class emptying of C at symmetric 0.8?
+    ("DISC, fast preset, per-class floor on the clean set", "disc-class-floor", {}),
 ]
 
 _ORACLE_W: dict[str, np.ndarray] = {}
@@ -129,6 +143,55 @@ class OracleDivideMix(DivideMix):
     def clean_probability(self, name: str, losses: np.ndarray, epoch: int) -> np.ndarray:
         self.gmm_means[name] = [0.0, 1.0]
         return _ORACLE_W["w"]
+
+
+def floor_sets(sets: DiscSets, labels: torch.Tensor, quotas: torch.Tensor) -> DiscSets:
+    """``sets`` with at least quotas[c] samples of each noisy class c in the clean set C: the
+    best-scored samples of c outside C join C (and S, W; they leave H and P, their target is ỹ).
+
+    labels (N,) long, quotas (C,) long; sets.score (N,) is DISC's clean-ness score.
+    """
+    add = torch.zeros_like(sets.clean)
+    for c, q in enumerate(quotas.tolist()):
+        members = (labels == c).nonzero().squeeze(1)
+        missing = q - int(sets.clean[members].sum())
+        if missing <= 0:
+            continue
+        outside = members[~sets.clean[members]]
+        best = outside[sets.score[outside].argsort(descending=True)[:missing]]
+        add[best] = True
+    clean = sets.clean | add
+    selected = sets.selected | add
+    purified = sets.purified & ~add
+    return DiscSets(
+        clean=clean,
+        selected=selected,
+        hard=selected & ~clean,
+        hard_weak=sets.hard_weak & ~add,
+        hard_strong=sets.hard_strong & ~add,
+        purified=purified,
+        mix=selected | purified,
+        targets=torch.where(add, labels, sets.targets),
+        score=sets.score,
+    )
+
+
+@register_method("disc-class-floor")
+class ClassFloorDISC(DISC):
+    """DISC whose clean set keeps medssl's per-class quota of each noisy class (ablation only)."""
+
+    description = "DISC with a per-class floor on its clean set (ablation script only)"
+
+    def setup(self) -> None:
+        super().setup()
+        counts = np.bincount(self.noisy.cpu().numpy(), minlength=self.ctx.num_classes)
+        self.quotas = torch.as_tensor(class_quotas(counts), device=self.noisy.device)
+
+    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+        out = super().on_epoch_end(epoch)
+        self.sets = floor_sets(self.sets, self.noisy, self.quotas)
+        out["set_sizes"] = self.sets.sizes()
+        return out
 
 
 def config(
@@ -147,6 +210,8 @@ def config(
         "preset": preset,
         "progress": False,
     }
+    if method == "disc-class-floor":  # no preset block of its own: DISC's, at this rate
+        hparams = {**fast_block("disc", rate), **hparams}
     if hparams:
         user["hparams"] = hparams
     if memorisation:
