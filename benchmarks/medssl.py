@@ -53,6 +53,7 @@ from result_table import (
     current_rows,
     dataset_ref,
     done_hashes,
+    informative,
     nanmean,
     purified,
     read_table,
@@ -105,7 +106,7 @@ def cells(
                 for dataset in group:
                     for variant in variant_list:
                         cell = (dataset, name, float(rate), seed, variant)
-                        if cell not in seen:
+                        if cell not in seen and informative(dataset, name, float(rate)):
                             seen.add(cell)
                             yield cell
 
@@ -282,7 +283,15 @@ def mean_ci(diffs: np.ndarray) -> tuple[float, float, float]:
 
 
 def decision(table: pd.DataFrame) -> str:
-    """Paired differences of medssl (and its components) vs dividemix and disc with 95 % CIs."""
+    """Paired differences of medssl (and its components) vs dividemix and disc with 95 % CIs,
+    over the cells whose noisy labels carry class information (the others are named)."""
+    blind = pd.Series(
+        [not informative(r.dataset, r.noise, r.rate) for r in table.itertuples()],
+        index=table.index,
+        dtype=bool,
+    )
+    left = sorted({f"{r.dataset} {r.noise} {r.rate:g}" for _, r in table[blind].iterrows()})
+    table = table[~blind]
     imbalanced = [d for d in table.dataset.unique() if d != "demo"]
     lines = [
         "| comparison (balanced accuracy, imbalanced sets) | cells | mean Δ (points) | 95 % CI |",
@@ -328,6 +337,11 @@ def decision(table: pd.DataFrame) -> str:
         demo_line = (
             f"balanced case (demo): accuracy Δ medssl − dividemix {100 * m:+.2f} points over "
             f"{len(demo)} cells{ci} ({ok} the 1-point tolerance)"
+        )
+    if left:
+        demo_line += (
+            "\nleft out (symmetric noise at or above (C − 1)/C: the noisy label carries no "
+            f"class information): {', '.join(left)}"
         )
     return "\n".join([*lines, "", f"goal: {verdict}", demo_line])
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lnmbench.data import DATASETS
 from lnmbench.errors import RunBusyError
 from lnmbench.experiment.config import RunConfig
 from lnmbench.experiment.run import run_exclusive
@@ -34,6 +35,17 @@ def dataset_ref(name: str) -> str:
     if not path.exists():
         raise SystemExit(f"{path} not found: the real MedMNIST files live in ../shared/data")
     return str(path)
+
+
+def informative(dataset: str, noise: str, rate: float) -> bool:
+    """Whether a cell's noisy labels carry class information: symmetric noise (which never keeps
+    the true class) at rate r leaves P(ỹ = y) = 1 − r against r / (C − 1) for each other class,
+    so it needs r < (C − 1) / C (BreastMNIST, C = 2: r < 0.5). The benchmarks
+    neither run nor judge such cells."""
+    if noise != "symmetric":
+        return True
+    c = DATASETS.get(dataset).info.num_classes
+    return float(rate) < (c - 1) / c - 1e-9
 
 
 def nanmean(values: list[Any]) -> float:
