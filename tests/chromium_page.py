@@ -34,7 +34,11 @@ IMAGES_JS = """JSON.stringify({
   imgs: [...document.images].map(i => ({name: i.alt, complete: i.complete, w: i.naturalWidth,
                                          h: i.naturalHeight})),
   svgs: [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width),
-  title: document.title, height: document.documentElement.scrollHeight})"""
+  title: document.title, height: document.documentElement.scrollHeight,
+  width: document.documentElement.scrollWidth,
+  wide: [...document.querySelectorAll('table')].filter(t => t.parentElement.scrollWidth >
+         t.parentElement.clientWidth + 1 && getComputedStyle(t.parentElement).overflowX !==
+         'auto').length})"""
 
 
 def chromium_binary() -> str | None:
@@ -51,6 +55,8 @@ class PageCheck:
     svg_widths: list[float]
     title: str
     height: int
+    width: int  # the document's scroll width: > the window's width when something overflows
+    wide_tables: int  # tables wider than their container, which does not scroll them
     errors: list[str] = field(default_factory=list)
 
 
@@ -138,7 +144,16 @@ def check_page(
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return PageCheck(shot, info["imgs"], info["svgs"], info["title"], info["height"], errors)
+    return PageCheck(
+        shot,
+        info["imgs"],
+        info["svgs"],
+        info["title"],
+        info["height"],
+        info["width"],
+        info["wide"],
+        errors,
+    )
 
 
 def _load(cdp: _Cdp, html: str | Path, width: int, height: int, full_page: bool):
@@ -171,4 +186,7 @@ def _load(cdp: _Cdp, html: str | Path, width: int, height: int, full_page: bool)
 if __name__ == "__main__":
     res = check_page(sys.argv[1], full_page="--full" in sys.argv)
     Path(sys.argv[2]).write_bytes(res.screenshot)
-    print(f"{len(res.images)} images, {len(res.svg_widths)} svg, errors: {res.errors}")
+    print(
+        f"{len(res.images)} images, {len(res.svg_widths)} svg, page width {res.width} px, "
+        f"{res.wide_tables} overflowing tables, errors: {res.errors}"
+    )

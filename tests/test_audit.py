@@ -199,6 +199,7 @@ def test_audit_html_renders_in_headless_chromium(tmp_path):
     assert res.exit_code == 0, res.output
     page = check_page(out / "audit.html", width=1280, height=2000)
     assert page.errors == []  # no console errors
+    assert page.width <= 1280 and page.wide_tables == 0  # nothing overflows the window
     assert page.images and all(i["complete"] and i["w"] > 0 for i in page.images)
     img = np.asarray(Image.open(io.BytesIO(page.screenshot)).convert("RGB"))
     assert img.shape[:2] == (2000, 1280)

@@ -69,6 +69,7 @@ def test_grid_report_and_headless_chromium(small_npz, tmp_path):
         pytest.skip("chromium not installed (apt-get install -y chromium; .ci/run installs it)")
     page = check_page(report_dir / "report.html")
     assert page.errors == []
+    assert page.width <= 1280 and page.wide_tables == 0  # nothing overflows the window
     assert page.title.startswith("lnmbench report")
     names = {img["name"] for img in page.images}
     assert names == {

@@ -215,8 +215,11 @@ def runs_section(s: Section, df: pd.DataFrame, out: Path, run_pages: bool) -> No
         )
     table = Table(f"{len(rows)} runs", header, rows, [], "runs")
     s.html.append(
-        f"<h3>{len(rows)} runs</h3><table class='t'><thead><tr>"
-        + "".join(f"<th>{esc(h)}</th>" for h in header)
-        + f"</tr></thead><tbody>{''.join(html_rows)}</tbody></table>"
+        f"<h3>{len(rows)} runs</h3>"
+        + writers.scrolling(
+            "<table class='t'><thead><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in header)
+            + f"</tr></thead><tbody>{''.join(html_rows)}</tbody></table>"
+        )
     )
     s.md.append(writers.to_markdown(table))

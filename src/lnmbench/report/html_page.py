@@ -12,6 +12,7 @@ background:#fff;line-height:1.4}
 main{max-width:1200px;margin:0 auto;padding:1.2em 2em 4em}
 h1{font-size:1.6em;margin:.2em 0 .4em}h2{border-bottom:2px solid #4c72b0;padding-bottom:.15em;
 margin-top:2em}h3{font-size:1.05em;margin:1.4em 0 .4em}
+div.tw{overflow-x:auto;max-width:100%}
 table.t{border-collapse:collapse;font-size:.85em;margin:.3em 0 .6em}
 table.t th,table.t td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right;
 white-space:nowrap}table.t th:first-child,table.t td:first-child{text-align:left}

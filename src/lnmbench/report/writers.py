@@ -104,7 +104,11 @@ def to_html(table: Table, level: int = 3) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in table.rows)
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
-    return (
-        f"<h{level}>{html.escape(table.title)}</h{level}>"
-        f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}'
-    )
+    table_html = f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f"<h{level}>{html.escape(table.title)}</h{level}>{scrolling(table_html)}{notes}"
+
+
+def scrolling(table_html: str) -> str:
+    """A table in a box that scrolls sideways when the table is wider than the page (long
+    variant labels, many columns), so that the page itself never does."""
+    return f'<div class="tw">{table_html}</div>'
