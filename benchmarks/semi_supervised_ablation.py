@@ -47,7 +47,7 @@ import torch
 from lnmbench.data import load_dataset
 from lnmbench.data.catalog import default_data_dir
 from lnmbench.engine.run_folder import RunFolder
-from lnmbench.experiment.config import load_preset, rate_overrides, resolve_config
+from lnmbench.experiment.config import load_preset, method_block, resolve_config
 from lnmbench.experiment.run import run_one, split_noise
 from lnmbench.methods.base import register_method
 from lnmbench.methods.disc import DISC, DiscSets
@@ -88,13 +88,6 @@ MEMORISATION_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("CoDis, 60 epochs, no augmentation", "codis", {}),
 ]
 MEMORISATION = {"epochs": 60, "augment": "none"}
-
-
-def fast_block(method: str, rate: float) -> dict[str, Any]:
-    """A method's block of the fast preset as it resolves at ``rate`` (its rate_above applied)."""
-    block = dict(load_preset("fast")["methods"][method])
-    by_rate = block.pop("rate_above", None)
-    return {**block, **rate_overrides(by_rate, rate, "fast")}
 
 
 # --schedules: the current fast preset (the paper's regime) against the schedule it replaced, one
@@ -211,7 +204,7 @@ def config(
         "progress": False,
     }
     if method == "disc-class-floor":  # no preset block of its own: DISC's, at this rate
-        hparams = {**fast_block("disc", rate), **hparams}
+        hparams = {**method_block(load_preset("fast")["methods"], "disc", rate, "fast"), **hparams}
     if hparams:
         user["hparams"] = hparams
     if memorisation:

@@ -170,10 +170,9 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     cls = METHODS.get(cfg.method)
     hp_over: dict[str, Any] = {}
     hp_over = deep_merge(hp_over, method_blocks.get("all", {}) or {})
-    block = dict(method_blocks.get(cfg.method, {}) or {})
-    by_rate = block.pop(RATE_BLOCK, None)
-    hp_over = deep_merge(hp_over, block)
-    hp_over = deep_merge(hp_over, rate_overrides(by_rate, run_noise_rate(cfg), preset_name))
+    hp_over = deep_merge(
+        hp_over, method_block(method_blocks, cfg.method, run_noise_rate(cfg), preset_name)
+    )
     hp_over = deep_merge(hp_over, protocol_blocks.get(cfg.protocol, {}) or {})
     hp_over = deep_merge(hp_over, cfg.hparams)
     hp = resolve_hparams(cls.Hparams, hp_over, f"{where}: method {cfg.method!r}")
@@ -192,6 +191,16 @@ RATE_BLOCK = "rate_above"  # in a preset's method block: {threshold: {hparam: va
 def run_noise_rate(cfg: RunConfig) -> float | None:
     """The run's noise rate: nominal for synthetic noise, assumed on real-world data (or None)."""
     return cfg.assumed_noise_rate if cfg.noise.name == "realworld" else cfg.noise.rate
+
+
+def method_block(
+    blocks: dict[str, Any], method: str, rate: float | None, preset: str
+) -> dict[str, Any]:
+    """A method's block of a preset's ``methods:`` (``blocks``) as it applies at noise ``rate``:
+    the block without its ``rate_above`` entry, merged with the entries that ``rate`` exceeds."""
+    block = dict(blocks.get(method, {}) or {})
+    by_rate = block.pop(RATE_BLOCK, None)
+    return deep_merge(block, rate_overrides(by_rate, rate, preset))
 
 
 def rate_overrides(by_rate: Any, rate: float | None, preset: str) -> dict[str, Any]:
