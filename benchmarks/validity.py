@@ -226,6 +226,41 @@ def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
     return "\n".join(lines)
 
 
+def summary_markdown(table: pd.DataFrame, dataset: str, metric: str = "acc_last5") -> str:
+    """One row per method on ``dataset``: Δ ``metric`` against CE (points) per setting, as the
+    mean over the seeds both have, then each seed's Δ (``mean (s0 / s1)``); CE's own row gives
+    its last-5 accuracy. The columns are the settings in NOISES order."""
+    part = table[table.dataset == dataset]
+    settings = [
+        (name, float(rate))
+        for name, _, rate in (n.partition(":") for n in NOISES)
+        if ((part.noise == name) & (part.rate == float(rate))).any()
+    ]
+    head = " | ".join(f"{name} {rate:g}" for name, rate in settings)
+    lines = [f"| method | {head} |", "|---|" + "---|" * len(settings)]
+    rank = {m: i for i, m in enumerate(ORDER)}
+    for method in sorted(set(part.method), key=lambda m: (rank.get(m, len(rank)), m)):
+        cells = []
+        for name, rate in settings:
+            here = part[(part.noise == name) & (part.rate == rate)]
+            ce = here[here.method == "ce"].set_index("seed")[metric]
+            own = here[here.method == method].set_index("seed")[metric].sort_index()
+            if method == "ce":
+                vals = 100 * own
+            else:
+                common = own.index.intersection(ce.index)
+                vals = 100 * (own[common] - ce[common])
+            if not len(vals):
+                cells.append("–")
+                continue
+            sign = "" if method == "ce" else "+"
+            mean = f"{vals.mean():{sign}.1f}"
+            seeds = " / ".join(f"{v:{sign}.1f}" for v in vals)
+            cells.append(mean if len(vals) == 1 else f"{mean} ({seeds})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def curves_markdown(curves: pd.DataFrame, epochs: tuple[int, ...] = (0, 3, 6, 10, 20, 30)) -> str:
     """Per (dataset, noise, rate, seed): CE's training accuracy on the noisy labels and test
     accuracy, and each selecting method's selection precision / recall, at a few epochs (and the
@@ -267,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: run every N-th cell starting at K")
     ap.add_argument("--table", action="store_true", help="print the Markdown table and exit")
     ap.add_argument("--curves", action="store_true", help="print the per-epoch regime evidence")
+    ap.add_argument(
+        "--summary",
+        metavar="DATASET",
+        help="print one row per method: Δ last-5 vs CE per setting, mean (seed by seed)",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS.names()))
@@ -274,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS.names())}")
     if args.table:
         print(markdown(current_table(args.results / TABLE.name)))
+        return 0
+    if args.summary:
+        print(summary_markdown(current_table(args.results / TABLE.name), args.summary))
         return 0
     if args.curves:
         print(curves_markdown(current_table(args.results / CURVES.name)))

@@ -151,3 +151,42 @@ def test_rate_above_refuses_malformed_entries():
         rate_overrides({0.6: 3}, 0.8, "p")
     with pytest.raises(ConfigError, match="must map a noise rate to hparams"):
         rate_overrides([0.6], 0.8, "p")
+
+
+def test_rate_below_applies_strictly_below_and_tightest_threshold_wins():
+    from lnmbench.experiment.config import method_block
+
+    blocks = {
+        "m": {
+            "lr": 0.1,
+            "rate_below": {0.5: {"lambda_u": 0.0}, 0.3: {"lambda_u": 5.0}},
+            "rate_above": {0.6: {"lr": 0.001}},
+        }
+    }
+    assert method_block(blocks, "m", 0.2, "p") == {"lr": 0.1, "lambda_u": 5.0}  # 0.3 wins
+    assert method_block(blocks, "m", 0.4, "p") == {"lr": 0.1, "lambda_u": 0.0}
+    assert method_block(blocks, "m", 0.5, "p") == {"lr": 0.1}  # strictly below
+    assert method_block(blocks, "m", 0.8, "p") == {"lr": 0.001}
+    assert method_block(blocks, "m", None, "p") == {"lr": 0.1}  # real-world, no assumed rate
+    with pytest.raises(ConfigError, match="rate_below: key 'low' is not a noise rate"):
+        method_block({"m": {"rate_below": {"low": {}}}}, "m", 0.2, "p")
+
+
+@pytest.mark.parametrize("method", ["dividemix", "medssl"])
+def test_fast_sets_dividemix_lambda_u_per_noise_level_as_its_paper(method):
+    """DivideMix's paper: λ_u = 0 at symmetric 0.2 and asymmetric 0.4, 25 at 0.5 and 0.8."""
+
+    def lambda_u(name: str, rate: float | None = None, **extra) -> float:
+        noise = {"name": name} if rate is None else {"name": name, "rate": rate}
+        cfg = resolve_config({"method": method, "noise": noise, **extra})
+        return cfg.hparams["lambda_u"]
+
+    assert lambda_u("symmetric", 0.2) == 0.0
+    assert lambda_u("pairflip", 0.4) == 0.0
+    assert lambda_u("symmetric", 0.5) == 25.0
+    assert lambda_u("instance", 0.5) == 25.0
+    assert lambda_u("symmetric", 0.8) == 25.0
+    assert lambda_u("realworld") == 25.0  # no assumed rate: the default
+    assert lambda_u("realworld", assumed_noise_rate=0.3) == 0.0
+    # the reference presets keep the reference's 25 everywhere
+    assert lambda_u("symmetric", 0.2, preset="lnmbench") == 25.0

@@ -28,7 +28,8 @@ PINNED = [
         {"method": "coteaching", "dataset": "bloodmnist", "noise": {"rate": 0.5}},
         "coteaching_bloodmnist_symmetric0.5_s0_b7931de52734",
     ),
-    ({"method": "dividemix"}, "dividemix_demo_symmetric0.4_s0_22d865e19453"),
+    # symmetric 0.4 is below 0.5: λ_u = 0 (DivideMix's paper)
+    ({"method": "dividemix"}, "dividemix_demo_symmetric0.4_s0_33547c2c073f"),
 ]
 
 

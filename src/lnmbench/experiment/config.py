@@ -7,6 +7,8 @@ import functools
 import hashlib
 import json
 import math
+import operator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -185,7 +187,12 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
     return cfg.model_copy(update=update)
 
 
-RATE_BLOCK = "rate_above"  # in a preset's method block: {threshold: {hparam: value}}
+# in a preset's method block: {threshold: {hparam: value}}, merged into runs whose noise rate is
+# strictly above / below the threshold
+RATE_BLOCKS: dict[str, Callable[[float, float], bool]] = {
+    "rate_above": operator.gt,
+    "rate_below": operator.lt,
+}
 
 
 def run_noise_rate(cfg: RunConfig) -> float | None:
@@ -197,23 +204,32 @@ def method_block(
     blocks: dict[str, Any], method: str, rate: float | None, preset: str
 ) -> dict[str, Any]:
     """A method's block of a preset's ``methods:`` (``blocks``) as it applies at noise ``rate``:
-    the block without its ``rate_above`` entry, merged with the entries that ``rate`` exceeds."""
+    the block without its ``rate_above`` / ``rate_below`` entries, merged with those whose
+    threshold ``rate`` passes (``rate_above`` first)."""
     block = dict(blocks.get(method, {}) or {})
-    by_rate = block.pop(RATE_BLOCK, None)
-    return deep_merge(block, rate_overrides(by_rate, rate, preset))
+    by_rate = {key: block.pop(key, None) for key in RATE_BLOCKS}
+    for key, entries in by_rate.items():
+        block = deep_merge(block, rate_overrides(entries, rate, preset, key))
+    return block
 
 
-def rate_overrides(by_rate: Any, rate: float | None, preset: str) -> dict[str, Any]:
-    """The hparams of a method block's ``rate_above`` entries whose threshold the run's noise
-    rate exceeds (strictly), merged in increasing threshold order; {} without a rate.
+def rate_overrides(
+    by_rate: Any, rate: float | None, preset: str, key: str = "rate_above"
+) -> dict[str, Any]:
+    """The hparams of a method block's ``key`` entries (``rate_above``: the run's noise rate
+    exceeds the threshold, strictly; ``rate_below``: it is strictly less), merged so that the
+    tightest threshold wins (``rate_above`` in increasing, ``rate_below`` in decreasing order);
+    {} without a rate.
 
-    Method papers switch settings by noise rate (DISC's code: Adam instead of SGD above 0.6), so a
-    preset can say ``rate_above: {0.6: {optimizer: adam}}``; runs at other rates resolve to
-    exactly the hparams (and config hash) they had without the entry.
+    Method papers switch settings by noise rate (DISC's code: Adam instead of SGD above 0.6;
+    DivideMix's paper: λ_u = 0 below 0.5), so a preset can say
+    ``rate_above: {0.6: {optimizer: adam}}``; runs at other rates resolve to exactly the hparams
+    (and config hash) they had without the entry.
     """
     if by_rate is None:
         return {}
-    where = f"preset {preset!r}: {RATE_BLOCK}"
+    passes = RATE_BLOCKS[key]
+    where = f"preset {preset!r}: {key}"
     if not isinstance(by_rate, dict):
         raise ConfigError(f"{where} must map a noise rate to hparams, got {by_rate!r}")
     entries = []
@@ -226,8 +242,8 @@ def rate_overrides(by_rate: Any, rate: float | None, preset: str) -> dict[str, A
             raise ConfigError(f"{where}: {threshold} must map to hparams, got {over!r}")
         entries.append((t, over))
     merged: dict[str, Any] = {}
-    for t, over in sorted(entries, key=lambda e: e[0]):
-        if rate is not None and rate > t:
+    for t, over in sorted(entries, key=lambda e: e[0], reverse=key == "rate_below"):
+        if rate is not None and passes(rate, t):
             merged = deep_merge(merged, over)
     return merged
 
