@@ -194,6 +194,12 @@ ORDER = (
 )  # fmt: skip
 
 
+def delta_vs_ce(own: pd.Series, ce: pd.Series) -> pd.Series:
+    """A method's metric minus CE's, by seed, on the seeds both have (both indexed by seed)."""
+    common = own.index.intersection(ce.index)
+    return own[common] - ce[common]
+
+
 def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
     """Per (dataset, noise, rate): each method's mean ± std over seeds (n) and Δ to CE on the
     seeds both have; methods in the paper's order."""
@@ -214,9 +220,8 @@ def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
         ]
         groups = sorted(part.groupby("method"), key=lambda g: (rank.get(g[0], len(rank)), g[0]))
         for method, rows in groups:
-            by_seed = rows.set_index("seed")[metric]
-            common = by_seed.index.intersection(ce.index)
-            delta = (by_seed[common] - ce[common]) if method != "ce" and len(common) else None
+            delta = None if method == "ce" else delta_vs_ce(rows.set_index("seed")[metric], ce)
+            delta = delta if delta is not None and len(delta) else None
             lines.append(
                 f"| {method} | {fmt(rows[metric])} | "
                 f"{'–' if delta is None else f'{100 * delta.mean():+.2f}'} | {fmt(rows.acc_peak)} "
@@ -245,11 +250,7 @@ def summary_markdown(table: pd.DataFrame, dataset: str, metric: str = "acc_last5
             here = part[(part.noise == name) & (part.rate == rate)]
             ce = here[here.method == "ce"].set_index("seed")[metric]
             own = here[here.method == method].set_index("seed")[metric].sort_index()
-            if method == "ce":
-                vals = 100 * own
-            else:
-                common = own.index.intersection(ce.index)
-                vals = 100 * (own[common] - ce[common])
+            vals = 100 * (own if method == "ce" else delta_vs_ce(own, ce))
             if not len(vals):
                 cells.append("–")
                 continue

@@ -188,10 +188,11 @@ def resolve_config(user: dict[str, Any], where: str = "command line") -> RunConf
 
 
 # in a preset's method block: {threshold: {hparam: value}}, merged into runs whose noise rate is
-# strictly above / below the threshold
-RATE_BLOCKS: dict[str, Callable[[float, float], bool]] = {
-    "rate_above": operator.gt,
-    "rate_below": operator.lt,
+# strictly above / below the threshold; the bool: merge in decreasing threshold order (so that
+# the tightest threshold, merged last, wins)
+RATE_BLOCKS: dict[str, tuple[Callable[[float, float], bool], bool]] = {
+    "rate_above": (operator.gt, False),
+    "rate_below": (operator.lt, True),
 }
 
 
@@ -228,7 +229,7 @@ def rate_overrides(
     """
     if by_rate is None:
         return {}
-    passes = RATE_BLOCKS[key]
+    passes, descending = RATE_BLOCKS[key]
     where = f"preset {preset!r}: {key}"
     if not isinstance(by_rate, dict):
         raise ConfigError(f"{where} must map a noise rate to hparams, got {by_rate!r}")
@@ -242,7 +243,7 @@ def rate_overrides(
             raise ConfigError(f"{where}: {threshold} must map to hparams, got {over!r}")
         entries.append((t, over))
     merged: dict[str, Any] = {}
-    for t, over in sorted(entries, key=lambda e: e[0], reverse=key == "rate_below"):
+    for t, over in sorted(entries, key=lambda e: e[0], reverse=descending):
         if rate is not None and passes(rate, t):
             merged = deep_merge(merged, over)
     return merged
