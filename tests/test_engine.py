@@ -144,3 +144,34 @@ def test_step_timer_splits_data_and_compute_time_on_the_cpu():
     data_s, compute_s = timer.totals()
     assert 0.03 <= data_s < 0.06 and 0.09 <= compute_s < 0.15
     assert timer.totals() == (data_s, compute_s)  # reading twice adds nothing
+
+
+def test_resume_on_other_numerics_is_refused_and_keeps_the_checkpoint(
+    small_npz, tmp_path, monkeypatch
+):
+    """The hash leaves the device out, so the checkpoint records what it was computed with
+    (cpu/fp32 here); a resume under other numerics (e.g. a GPU's bf16) must not mix them."""
+    import torch
+
+    from lnmbench.errors import ConfigError
+
+    cfg = _cfg(small_npz)
+    calls = interrupt_train_step(monkeypatch, Method, 8 * 2 + 3)
+    with pytest.raises(Interrupt):
+        run_one(cfg, tmp_path)
+    calls["restore"]()
+    folder = RunFolder(tmp_path / cfg.run_name())
+    state = torch.load(folder.checkpoint, weights_only=False)
+    assert state["numerics"] == "cpu/fp32"
+    state["numerics"] = "cuda/bf16"  # as if a GPU run had been interrupted
+    torch.save(state, folder.checkpoint)
+    with pytest.raises(ConfigError, match=r"written on cuda/bf16 .* runs on cpu/fp32"):
+        run_one(cfg, tmp_path)
+    assert folder.checkpoint.exists() and not folder.summary.exists()
+    assert [r["epoch"] for r in folder.read_metrics()] == [0, 1]
+    # the same numerics resume as before, and the summary says which they were
+    state["numerics"] = "cpu/fp32"
+    torch.save(state, folder.checkpoint)
+    summary = run_one(cfg, tmp_path)
+    assert summary["numerics"] == "cpu/fp32"
+    assert [r["epoch"] for r in folder.read_metrics()] == [0, 1, 2, 3]

@@ -12,6 +12,7 @@ import torch
 
 from lnmbench.atomic_files import atomic_write
 from lnmbench.engine.run_folder import RunFolder
+from lnmbench.errors import ConfigError
 from lnmbench.methods.base import Method
 
 
@@ -41,11 +42,23 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def numerics(method: Method) -> str:
+    """What the run computes with: ``"cpu/fp32"``, ``"cuda/bf16"`` (AMP) or ``"cuda/fp32"``.
+    The config hash leaves the device out (one config, one cell), so a checkpoint records this
+    and a resume on other numerics is refused rather than mixed into one run."""
+    return f"{method.ctx.device.type}/{'bf16' if method.ctx.amp else 'fp32'}"
+
+
 def save_checkpoint(
     folder: RunFolder, epoch: int, method: Method, generators: dict[str, torch.Generator]
 ) -> None:
     """Atomically save the state after finishing ``epoch``."""
-    state = {"epoch": epoch, "method": method.state_dict(), "rng": rng_state(generators)}
+    state = {
+        "epoch": epoch,
+        "method": method.state_dict(),
+        "rng": rng_state(generators),
+        "numerics": numerics(method),
+    }
     atomic_write(folder.checkpoint, lambda tmp: torch.save(state, tmp))
 
 
@@ -55,7 +68,9 @@ def load_checkpoint(
     """Restore the run from its checkpoint; returns the next epoch to train (0 if none).
 
     A checkpoint that cannot be read (cut short, corrupted) is moved aside to
-    ``checkpoint.pt.corrupt`` with a warning, and the run restarts from epoch 0.
+    ``checkpoint.pt.corrupt`` with a warning, and the run restarts from epoch 0. One written on
+    other numerics (:func:`numerics`, e.g. bf16 on a GPU, resumed on a CPU) raises
+    :class:`ConfigError` and is left in place.
     """
     if not folder.checkpoint.exists():
         return 0
@@ -74,6 +89,14 @@ def load_checkpoint(
             stacklevel=2,
         )
         return 0
+    written = state.get("numerics")  # absent in checkpoints older than this check
+    if written is not None and written != numerics(method):
+        raise ConfigError(
+            f"{folder.checkpoint} was written on {written} and this process runs on "
+            f"{numerics(method)}: resuming would mix two numerics in one run. Resume it on a "
+            f"{written.split('/')[0]} device (same --device / amp), or delete the checkpoint to "
+            "restart the run from epoch 0"
+        )
     method.load_state_dict(state["method"])
     set_rng_state(state["rng"], generators)
     return int(state["epoch"]) + 1

@@ -18,6 +18,7 @@ import torch
 
 from lnmbench.data import Dataset, default_data_dir, load_dataset
 from lnmbench.data.digest import dataset_digest
+from lnmbench.engine.checkpoint import numerics
 from lnmbench.engine.image_transform import ImageTransform
 from lnmbench.engine.loop import EvalSplit, LoopSettings, fit
 from lnmbench.engine.run_folder import RunFolder
@@ -348,6 +349,7 @@ def train_prepared(run: PreparedRun, folder: RunFolder) -> dict[str, Any]:
             "preset": cfg.preset,
             "protocol": cfg.protocol,
             "device": str(run.device),
+            "numerics": numerics(method),
             "environment": run_environment(run.device),
             "keep_checkpoint": cfg.keep_checkpoint,
             "noise_rate_used": {"value": run.rate, "source": run.source},
