@@ -234,12 +234,14 @@ def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
 def summary_markdown(table: pd.DataFrame, dataset: str, metric: str = "acc_last5") -> str:
     """One row per method on ``dataset``: Δ ``metric`` against CE (points) per setting, as the
     mean over the seeds both have, then each seed's Δ (``mean (s0 / s1)``); CE's own row gives
-    its last-5 accuracy. The columns are the settings in NOISES order."""
+    its own value. The columns are the settings in NOISES order whose noisy labels carry class
+    information (:func:`informative`)."""
     part = table[table.dataset == dataset]
     settings = [
         (name, float(rate))
         for name, _, rate in (n.partition(":") for n in NOISES)
         if ((part.noise == name) & (part.rate == float(rate))).any()
+        and informative(dataset, name, float(rate))
     ]
     head = " | ".join(f"{name} {rate:g}" for name, rate in settings)
     lines = [f"| method | {head} |", "|---|" + "---|" * len(settings)]
@@ -308,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DATASET",
         help="print one row per method: Δ last-5 vs CE per setting, mean (seed by seed)",
     )
+    ap.add_argument(
+        "--metric",
+        default="acc_last5",
+        choices=["acc_last5", "bal_acc_last5"],
+        help="what --summary compares (balanced accuracy for the imbalanced sets)",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS.names()))
@@ -317,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(current_table(args.results / TABLE.name)))
         return 0
     if args.summary:
-        print(summary_markdown(current_table(args.results / TABLE.name), args.summary))
+        print(summary_markdown(current_table(args.results / TABLE.name), args.summary, args.metric))
         return 0
     if args.curves:
         print(curves_markdown(current_table(args.results / CURVES.name)))
