@@ -303,7 +303,7 @@ def test_presets_give_medssl_dividemix_schedule():
         ms = resolve_config({"method": "medssl", "preset": preset}).hparams
         for key in ("lr", "schedule", "milestones", "warmup_epochs", "rampup_epochs", "lambda_u"):
             assert ms[key] == dm[key], (preset, key)
-        assert ms["lx_loss"] == "sce_soft" and ms["divide"] == "per_class"
+        assert ms["lx_loss"] == "ce" and ms["divide"] == "per_class"
 
 
 class _Interrupt(Exception):
