@@ -233,6 +233,19 @@ def run_cells(args: argparse.Namespace) -> int:
 
 # ----- the decision -----------------------------------------------------------------------------
 CELL = ["dataset", "noise", "rate", "seed"]
+# the cells whose results chose medssl's defaults (lx_loss ce over sce_soft, after the six
+# imbalanced cells and the two demo ones): the decision is also given without them, since a
+# default picked on a cell is optimistic there
+CHOSEN_ON = {
+    ("breastmnist", "symmetric", 0.2, 0),
+    ("breastmnist", "symmetric", 0.2, 1),
+    ("breastmnist", "instance", 0.5, 0),
+    ("retinamnist", "symmetric", 0.2, 0),
+    ("retinamnist", "symmetric", 0.5, 0),
+    ("retinamnist", "symmetric", 0.5, 1),
+    ("demo", "symmetric", 0.5, 0),
+    ("demo", "symmetric", 0.5, 1),
+}
 
 
 def paired(table: pd.DataFrame, a: str, b: str, metric: str, datasets=None) -> pd.Series:
@@ -324,6 +337,14 @@ def decision(table: pd.DataFrame) -> str:
         lines.append(f"| {variant} − max(dividemix, disc) | {n} | {100 * m:+.2f} | {ci} |")
         if variant != "medssl":
             continue
+        fresh = [c for c in common if (c[0], c[1], float(c[2]), int(c[3])) not in CHOSEN_ON]
+        if fresh:
+            m2, lo2, hi2 = mean_ci((ours[fresh] - best[fresh]).to_numpy())
+            ci2 = "n/a" if math.isnan(lo2) else f"[{100 * lo2:+.2f}, {100 * hi2:+.2f}]"
+            lines.append(
+                f"| medssl − max(dividemix, disc), only cells not used to choose its defaults "
+                f"| {len(fresh)} | {100 * m2:+.2f} | {ci2} |"
+            )
         if math.isnan(lo):
             verdict = "not decidable (fewer than 2 matched cells)"
         elif len(common) < MIN_DECISION_CELLS:
