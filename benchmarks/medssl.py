@@ -85,6 +85,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "medssl:balanced_sampler": ("medssl", {**OFF, "imbalance": "balanced_sampler"}),
     # every component on with soft SCE as L_x: medssl's default until measured (ce won 5 of 6)
     "medssl:with_sce": ("medssl", {"lx_loss": "sce_soft"}),
+    # every component on, the global GMM's posterior with per-class thresholds and quotas: the
+    # per-class GMM halves the minority grades' labelled sets at symmetric 0.2 (RetinaMNIST)
+    "medssl:with_adaptive": ("medssl", {"divide": "adaptive"}),
 }
 # priority: the deciding pair, then DISC, then the single components, then CE
 STAGES = (("dividemix", "medssl"), ("disc",), tuple(v for v in VARIANTS if v.startswith("medssl:")))
