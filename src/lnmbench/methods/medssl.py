@@ -15,7 +15,8 @@ labelled sets, losses, weights and metrics for the same seed.
      fewer samples or a degenerate fit (component means closer than 1e-3) keep the global w.
      Measured cost: at low noise a per-class GMM splits a mostly clean class in two (RetinaMNIST
      symmetric 0.2 seed 1: grade 1's selection recall 43 % against DivideMix's 90 %, balanced
-     accuracy 30.8 against 37.6); ``adaptive`` recovers 35.1 there (docs/benchmark_results.md).
+     accuracy 30.8 against 37.6); ``adaptive`` recovers 35.1 there but is no better on the
+     other cells measured (docs/benchmark_results.md, medssl decision).
    - t_c = clamp(t_tail + (t_head − t_tail)·α_c, 0.2, 0.95), α_c = (log n_c − log n_min) /
      (log n_max − log n_min) over the classes present (α_c = 0.5 when all n_c are equal), t_head
      0.6, t_tail 0.4: head classes, whose noisy labels dominate the loss ranking, get the stricter
