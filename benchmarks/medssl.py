@@ -300,6 +300,11 @@ def mean_ci(diffs: np.ndarray) -> tuple[float, float, float]:
     return (float(d.mean()) if len(d) else float("nan")), lo, hi
 
 
+def interval(lo: float, hi: float, missing: str = "n/a") -> str:
+    """A bootstrap interval in points, e.g. "[-1.12, +2.83]"; ``missing`` when it is NaN."""
+    return missing if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+
+
 def decision(table: pd.DataFrame) -> str:
     """Paired differences of medssl (and its components) vs dividemix and disc with 95 % CIs,
     over the cells whose noisy labels carry class information (the others are named)."""
@@ -321,7 +326,7 @@ def decision(table: pd.DataFrame) -> str:
             if not len(d):
                 continue
             m, lo, hi = mean_ci(d.to_numpy())
-            ci = "n/a (< 2 cells)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+            ci = interval(lo, hi, "n/a (< 2 cells)")
             lines.append(f"| {a} − {b} | {len(d)} | {100 * m:+.2f} | {ci} |")
     # the goal: medssl − max(dividemix, disc) per cell; the variants' rows are for reading only
     # (picking the best of several variants afterwards is not a pre-registered test)
@@ -335,7 +340,7 @@ def decision(table: pd.DataFrame) -> str:
         if not len(common):
             continue
         m, lo, hi = mean_ci((ours[common] - best[common]).to_numpy())
-        ci = "n/a" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+        ci = interval(lo, hi)
         n = len(common)
         lines.append(f"| {variant} − max(dividemix, disc) | {n} | {100 * m:+.2f} | {ci} |")
         if variant != "medssl":
@@ -343,7 +348,7 @@ def decision(table: pd.DataFrame) -> str:
         fresh = [c for c in common if (c[0], c[1], float(c[2]), int(c[3])) not in CHOSEN_ON]
         if fresh:
             m2, lo2, hi2 = mean_ci((ours[fresh] - best[fresh]).to_numpy())
-            ci2 = "n/a" if math.isnan(lo2) else f"[{100 * lo2:+.2f}, {100 * hi2:+.2f}]"
+            ci2 = interval(lo2, hi2)
             lines.append(
                 f"| medssl − max(dividemix, disc), only cells not used to choose its defaults "
                 f"| {len(fresh)} | {100 * m2:+.2f} | {ci2} |"
@@ -364,7 +369,7 @@ def decision(table: pd.DataFrame) -> str:
     demo_line = "balanced case (demo): no matched medssl / dividemix cells"
     if len(demo):
         m, lo, hi = mean_ci(demo.to_numpy())
-        ci = "" if math.isnan(lo) else f", 95 % CI [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+        ci = "" if math.isnan(lo) else f", 95 % CI {interval(lo, hi)}"
         ok = "within" if m >= -0.01 else "outside"
         demo_line = (
             f"balanced case (demo): accuracy Δ medssl − dividemix {100 * m:+.2f} points over "
