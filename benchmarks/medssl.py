@@ -88,6 +88,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # every component on, the global GMM's posterior with per-class thresholds and quotas: the
     # per-class GMM halves the minority grades' labelled sets at symmetric 0.2 (RetinaMNIST)
     "medssl:with_adaptive": ("medssl", {"divide": "adaptive"}),
+    # every component on, the global posterior except for the classes it nearly empties, which
+    # get their own GMM: adaptive at low noise, per_class for the dropped minority classes
+    "medssl:with_rescue": ("medssl", {"divide": "rescue"}),
 }
 # priority: the deciding pair, then DISC, then the single components, then CE
 STAGES = (("dividemix", "medssl"), ("disc",), tuple(v for v in VARIANTS if v.startswith("medssl:")))

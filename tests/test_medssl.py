@@ -151,7 +151,7 @@ def _imbalanced_labels() -> np.ndarray:
     return np.repeat(np.arange(4), [150, 30, 12, 5])
 
 
-@pytest.mark.parametrize("divide", ["global", "adaptive", "per_class"])
+@pytest.mark.parametrize("divide", ["global", "adaptive", "rescue", "per_class"])
 def test_a_class_that_the_global_gmm_drops(divide):
     """Class 2's losses all sit in the noisy mode of the global distribution: DivideMix's global
     GMM labels none of it; the class-aware divides keep at least q_c."""
@@ -175,7 +175,7 @@ def test_a_class_that_the_global_gmm_drops(divide):
             assert 2 in m.class_info[name]["quota_filled"]
 
 
-@pytest.mark.parametrize("divide", ["adaptive", "per_class"])
+@pytest.mark.parametrize("divide", ["adaptive", "rescue", "per_class"])
 def test_every_class_keeps_its_quota_at_every_epoch(divide):
     labels = _imbalanced_labels()
     m = _method(
@@ -205,6 +205,30 @@ def test_per_class_posteriors_only_for_large_classes():
     small = np.isin(labels, [2, 3])
     np.testing.assert_array_equal(w[small], global_w[small])
     assert not np.allclose(w[~small], global_w[~small])
+
+
+def test_rescue_fits_own_gmm_only_for_a_class_the_global_division_empties():
+    """Class 1 (30 samples) sits wholly in the global noisy mode, in two sub-modes of its own:
+    ``rescue`` gives it its own GMM; class 0 (mostly clean under the global w) keeps the global
+    posterior. With no class emptied (uniform losses) ``rescue`` is ``adaptive``."""
+    labels = _imbalanced_labels()
+    m = _method(MedSSL, labels, 5, divide="rescue", warmup_epochs=1, ref_epochs=4)
+    rng = np.random.default_rng(2)
+    noisy = rng.random(len(labels)) < 0.3
+    losses = np.where(noisy, 3.0, 0.2) + rng.normal(0, 0.05, len(labels))
+    ones = np.flatnonzero(labels == 1)
+    losses[ones] = np.where(np.arange(len(ones)) % 2 == 0, 2.6, 3.4) + rng.normal(0, 0.02, 30)
+    global_w = DivideMix.clean_probability(m, "net1", losses, 1)
+    assert (global_w[ones] > m.thresholds[1]).mean() == 0.0  # the global division empties it
+    w = m.clean_probability("net1", losses, epoch=1)
+    assert m.class_info["net1"]["gmm_classes"] == [1]
+    np.testing.assert_array_equal(w[labels != 1], global_w[labels != 1])
+    assert (w[ones] > m.thresholds[1]).sum() >= 10  # its low-loss sub-mode is now labelled
+
+    uniform = rng.random(len(labels))
+    w = m.clean_probability("net1", uniform, epoch=1)
+    assert m.class_info["net1"]["gmm_classes"] == []
+    np.testing.assert_array_equal(w, DivideMix.clean_probability(m, "net1", uniform, 1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,7 +308,7 @@ def test_balanced_sampler_draws_classes_evenly():
 @pytest.mark.parametrize(
     ("key", "value", "known"),
     [
-        ("divide", "classwise", "known: per_class, adaptive, global"),
+        ("divide", "classwise", "known: per_class, adaptive, rescue, global"),
         ("lx_loss", "soft_ce", "known: sce_soft, ce, sce_argmax"),
         ("imbalance", "focal", "known: logit_adjust, balanced_sampler, none"),
         ("prior", "test_freq", "known: labelled_freq, uniform"),

@@ -17,6 +17,11 @@ labelled sets, losses, weights and metrics for the same seed.
      symmetric 0.2 seed 1: grade 1's selection recall 43 % against DivideMix's 90 %, balanced
      accuracy 30.8 against 37.6); ``adaptive`` recovers 35.1 there but is no better on the
      other cells measured (docs/benchmark_results.md, medssl decision).
+   - ``rescue``: as ``adaptive`` (global w), except that a class with n_c ≥ min_class_size whose
+     share of samples above t_c under the global w is below ``RESCUE_RATIO`` (0.5) × that share
+     over all samples — a class the global division nearly empties — gets its own GMM posterior
+     as in ``per_class``. Low noise then keeps DivideMix's global split of mostly clean classes;
+     high noise still rescues the minority classes the global GMM drops.
    - t_c = clamp(t_tail + (t_head − t_tail)·α_c, 0.2, 0.95), α_c = (log n_c − log n_min) /
      (log n_max − log n_min) over the classes present (α_c = 0.5 when all n_c are equal), t_head
      0.6, t_tail 0.4: head classes, whose noisy labels dominate the loss ranking, get the stricter
@@ -79,11 +84,14 @@ __all__ = [
     "soft_sce_loss",
 ]
 
-DIVIDES = ("per_class", "adaptive", "global")
+DIVIDES = ("per_class", "adaptive", "rescue", "global")
 MEDSSL_LX_LOSSES = ("sce_soft", "ce", "sce_argmax")
 IMBALANCES = ("logit_adjust", "balanced_sampler", "none")
 PRIORS = ("labelled_freq", "uniform")
 DEGENERATE_GAP = 1e-3  # per-class GMM whose component means are closer than this: use global w
+# rescue: a class gets its own GMM when its share above t_c under the global w is below this
+# fraction of the share over all samples (a constant, not an hparam: run hashes stay as they were)
+RESCUE_RATIO = 0.5
 
 
 @dataclass
@@ -94,7 +102,7 @@ class MedSSLHparams(DivideMixHparams):
     lx_losses: ClassVar[tuple[str, ...]] = MEDSSL_LX_LOSSES
 
     lx_loss: str = "ce"  # ce (DivideMix's soft CE) | sce_soft | sce_argmax
-    divide: str = "per_class"  # per_class | adaptive | global (DivideMix)
+    divide: str = "per_class"  # per_class | adaptive | rescue | global (DivideMix)
     imbalance: str = "logit_adjust"  # logit_adjust | balanced_sampler | none
     prior: str = "labelled_freq"  # labelled_freq | uniform (DivideMix)
     t_head: float = 0.6  # t_c of the most frequent class
@@ -228,15 +236,20 @@ class MedSSL(DivideMix):
     # ----- co-divide ----------------------------------------------------------------------
     def clean_probability(self, name: str, losses: np.ndarray, epoch: int) -> np.ndarray:
         """Global w (N,) (DivideMix); ``per_class``: each class with n_c ≥ min_class_size and a
-        non-degenerate fit gets the posterior of its own GMM."""
+        non-degenerate fit gets the posterior of its own GMM; ``rescue``: only those classes whose
+        share above t_c under the global w is below RESCUE_RATIO × the share of all samples."""
         w = super().clean_probability(name, losses, epoch)
         fitted: list[int] = []
-        if self.hp.divide == "per_class":
+        if self.hp.divide in ("per_class", "rescue"):
+            kept = w > self.thresholds[self.noisy_np]  # (N,) the global division's labelled set
+            emptied = kept.mean() * RESCUE_RATIO
             w = w.copy()
             k = NETS.index(name)
             for c in range(self.ctx.num_classes):
                 members = np.flatnonzero(self.noisy_np == c)
                 if len(members) < self.hp.min_class_size:
+                    continue
+                if self.hp.divide == "rescue" and kept[members].mean() >= emptied:
                     continue
                 rs = gmm_random_state(self.ctx.seed, epoch, k, 1 + c)
                 post = fit_clean_posterior(losses[members], rs)
