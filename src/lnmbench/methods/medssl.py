@@ -20,8 +20,12 @@ labelled sets, losses, weights and metrics for the same seed.
    - ``rescue``: as ``adaptive`` (global w), except that a class with n_c ≥ min_class_size whose
      share of samples above t_c under the global w is below ``RESCUE_RATIO`` (0.5) × that share
      over all samples — a class the global division nearly empties — gets its own GMM posterior
-     as in ``per_class``. Low noise then keeps DivideMix's global split of mostly clean classes;
-     high noise still rescues the minority classes the global GMM drops.
+     as in ``per_class``. Meant to keep DivideMix's global split of mostly clean classes at low
+     noise and rescue the minority classes the global GMM drops at high noise. Measured (four
+     imbalanced cells): level with ``adaptive`` (−0.04 points), +0.64 over ``per_class``; the
+     switch flips from epoch to epoch at high noise and a rescued mostly-noisy class is labelled
+     almost whole (RetinaMNIST symmetric 0.5: grade 1 175 of ~183 samples, 9 % precise), so it
+     is not the default.
    - t_c = clamp(t_tail + (t_head − t_tail)·α_c, 0.2, 0.95), α_c = (log n_c − log n_min) /
      (log n_max − log n_min) over the classes present (α_c = 0.5 when all n_c are equal), t_head
      0.6, t_tail 0.4: head classes, whose noisy labels dominate the loss ranking, get the stricter
