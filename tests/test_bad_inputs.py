@@ -335,6 +335,8 @@ def test_leftovers_of_killed_writers_are_removed(npz, tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["environment"]["torch_threads"] == torch.get_num_threads()
     assert summary["environment"]["torch"] == torch.__version__
+    assert summary["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert summary["environment"]["device_name"] not in ("", None)
 
 
 def _umask() -> int:

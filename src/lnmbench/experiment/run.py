@@ -298,14 +298,27 @@ def busy_message(folder: Path) -> str:
     )
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine()
+
+
 def run_environment(device: torch.device) -> dict[str, Any]:
-    """What CPU/GPU results depend on: torch threads and versions, the device's name."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    """What CPU/GPU results depend on: torch threads and versions, the device's name and, on
+    CPU, the vector instruction set torch's kernels use (``AVX2``, ``AVX512``, ...): the same
+    run gives other numbers on a CPU with another one."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return {
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "device_name": name or platform.machine(),
+        "device_name": name,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 
 
