@@ -262,6 +262,13 @@ def test_empirical_transition_on_hand_case():
     assert nl.realised_rate == pytest.approx(0.6)
     # class 1: T_11 = 0 < T_10; class 2: a tie T_22 = T_21 is unlearnable too; absent 3 is not
     assert nl.unlearnable_classes == [1, 2]
+    # columns: label 0 is 2 true 0 + 2 true 1 (a tie: not dominated), label 1 is no true 1,
+    # label 2 is 2 of 3 right, label 3 is given to no sample
+    np.testing.assert_allclose(nl.label_precision[:3], [0.5, 0.0, 2 / 3])
+    assert np.isnan(nl.label_precision[3])
+    assert nl.dominated_labels == [1]
+    rep = nl.report()
+    assert rep["dominated_labels"] == [1] and rep["label_precision"][3] is None
     assert nl.sha256 == NoisyLabels(noisy.copy(), None, 4, "x", None, 1, {}, {}).sha256
     assert nl.sha256 == hashlib.sha256(noisy.astype("<i8").tobytes()).hexdigest()
 
@@ -523,6 +530,27 @@ def test_report_json_table_and_plot(tmp_path, clean):
     console.print(report_table(nl))
     text = console.export_text()
     assert "symmetric" in text and "no" in text
+    # a label that is mostly another class is listed in the caption and its precision shown
+    hand = NoisyLabels(
+        np.array([0, 0, 1, 2, 0, 0, 2, 2, 1, 1]),
+        np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2]),
+        4,
+        "manual",
+        None,
+        0,
+        {},
+        {},
+    )
+    console = Console(record=True, width=160)
+    console.print(report_table(hand))
+    text = console.export_text()
+    assert "P(y=c | ỹ=c)" in text and "66.67%" in text
+    assert "labels mostly another class (red): 1" in text
+    # quantiles in numeric order even when the report comes back with string-sorted keys
+    hand.extra = {"q": {"mean": 0.5, "quantiles": {"25": 0.4, "5": 0.3, "50": 0.5}}}
+    console = Console(record=True, width=200)
+    console.print(report_table(hand))
+    assert "(5%: 0.300, 25%: 0.400, 50%: 0.500)" in " ".join(console.export_text().split())
 
     path = plot_transition(nl.transition_matrix, tmp_path / "t.png", "symmetric 0.9")
     assert path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

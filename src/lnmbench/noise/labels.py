@@ -130,6 +130,29 @@ class NoisyLabels:
         return [int(i) for i in np.flatnonzero(present & (np.diag(t) <= off.max(axis=1)))]
 
     @property
+    def label_precision(self) -> np.ndarray | None:
+        """(C,) P(y = c | ỹ = c): the share of the samples labelled c that are truly c (nan for a
+        label no sample carries). None without clean labels."""
+        counts = self.transition_counts
+        if counts is None:
+            return None
+        given = counts.sum(axis=0).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(given > 0, np.diag(counts) / given, np.nan)
+
+    @property
+    def dominated_labels(self) -> list[int] | None:
+        """Noisy labels c whose most common clean class is another class (strictly more samples
+        labelled c are truly j ≠ c than truly c): a selection method that keeps the samples
+        agreeing with the majority of their label keeps the wrong ones there. None without clean."""
+        counts = self.transition_counts
+        if counts is None:
+            return None
+        off = np.where(np.eye(self.num_classes, dtype=bool), -1, counts)
+        given = counts.sum(axis=0) > 0
+        return [int(c) for c in np.flatnonzero(given & (off.max(axis=0) > np.diag(counts)))]
+
+    @property
     def sha256(self) -> str:
         """SHA-256 hex of the noisy label vector (int64 little-endian bytes)."""
         return labels_sha256(self.noisy)
@@ -140,6 +163,7 @@ class NoisyLabels:
         counts = self.transition_counts
         flip = self.per_class_flip_rate
         t = self.transition_matrix
+        precision = self.label_precision
         return json_for_cache_key(
             {
                 "generator": self.generator,
@@ -158,6 +182,8 @@ class NoisyLabels:
                 else np.bincount(self.clean, minlength=c).tolist(),
                 "noisy_class_counts": np.bincount(self.noisy, minlength=c).tolist(),
                 "unlearnable_classes": self.unlearnable_classes,
+                "label_precision": None if precision is None else precision.tolist(),
+                "dominated_labels": self.dominated_labels,
                 "sha256": self.sha256,
                 "extra": self.extra,
             }

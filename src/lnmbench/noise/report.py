@@ -26,27 +26,36 @@ def _pct(x: float | None) -> str:
 
 def report_table(noisy: NoisyLabels) -> Table:
     """One rich table: a row per class (clean/noisy counts, flip rate, T̃_ii, max off-diagonal,
-    learnable), titled with generator, rates and label hash; q statistics in the caption."""
+    learnable, the precision of the label P(y = c | ỹ = c), red where another class dominates
+    it), titled with generator, rates and label hash; q statistics in the caption."""
     rate = "n/a" if noisy.rate is None else f"{noisy.rate:g}"
     title = (
         f"noise {noisy.generator} (nominal {rate}, seed {noisy.seed}): "
         f"realised {_pct(noisy.realised_rate)}"
     )
     table = Table(title=title)
-    for col in ("class", "clean n", "noisy n", "flip rate", "T̃_ii", "max T̃_ij (j≠i)", "learnable"):
+    columns = ("class", "clean n", "noisy n", "flip rate", "T̃_ii", "max T̃_ij (j≠i)", "learnable")
+    for col in (*columns, "P(y=c | ỹ=c)"):
         table.add_column(col, justify="right" if col != "learnable" else "center")
     c = noisy.num_classes
     noisy_counts = np.bincount(noisy.noisy, minlength=c)
     t = noisy.transition_matrix
     if noisy.clean is None or t is None:
         for i in range(c):
-            table.add_row(str(i), "n/a", str(noisy_counts[i]), "n/a", "n/a", "n/a", "n/a")
+            table.add_row(str(i), "n/a", str(noisy_counts[i]), *["n/a"] * 5)
     else:
         clean_counts = np.bincount(noisy.clean, minlength=c)
         unlearnable = set(noisy.unlearnable_classes or [])
+        dominated = set(noisy.dominated_labels or [])
+        precision = noisy.label_precision
         for i in range(c):
+            label = _pct(precision[i])
+            if i in dominated:
+                label = f"[red]{label}[/red]"
             if clean_counts[i] == 0:
-                table.add_row(str(i), "0", str(noisy_counts[i]), "n/a", "n/a", "n/a", "absent")
+                table.add_row(
+                    str(i), "0", str(noisy_counts[i]), "n/a", "n/a", "n/a", "absent", label
+                )
                 continue
             off = np.delete(t[i], i).max()
             table.add_row(
@@ -57,11 +66,17 @@ def report_table(noisy: NoisyLabels) -> Table:
                 f"{t[i, i]:.3f}",
                 f"{off:.3f}",
                 "[red]no[/red]" if i in unlearnable else "yes",
+                label,
             )
     caption = [f"sha256 {noisy.sha256[:16]}"]
+    if noisy.dominated_labels:
+        listed = ", ".join(str(c) for c in noisy.dominated_labels)
+        caption.append(f"labels mostly another class (red): {listed}")
     q = noisy.extra.get("q")
     if isinstance(q, dict):
-        qs = ", ".join(f"{k}%: {v:.3f}" for k, v in q.get("quantiles", {}).items())
+        # numeric order: a report read back from the cache has its keys sorted as strings
+        quantiles = sorted(q.get("quantiles", {}).items(), key=lambda kv: float(kv[0]))
+        qs = ", ".join(f"{k}%: {v:.3f}" for k, v in quantiles)
         caption.append(f"q mean {q['mean']:.3f} ({qs})")
     ref = noisy.extra.get("reference")
     if isinstance(ref, dict) and "accuracy" in ref:
