@@ -143,8 +143,8 @@ class NoisyLabels:
     @property
     def dominated_labels(self) -> list[int] | None:
         """Noisy labels c whose most common clean class is another class (strictly more samples
-        labelled c are truly j ≠ c than truly c): a selection method that keeps the samples
-        agreeing with the majority of their label keeps the wrong ones there. None without clean."""
+        labelled c are truly j ≠ c than truly c), so the label's own majority is wrong. None
+        without clean labels."""
         counts = self.transition_counts
         if counts is None:
             return None
