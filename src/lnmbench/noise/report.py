@@ -49,12 +49,12 @@ def report_table(noisy: NoisyLabels) -> Table:
         dominated = set(noisy.dominated_labels or [])
         precision = noisy.label_precision
         for i in range(c):
-            label = _pct(precision[i])
+            prec_cell = _pct(precision[i])
             if i in dominated:
-                label = f"[red]{label}[/red]"
+                prec_cell = f"[red]{prec_cell}[/red]"
             if clean_counts[i] == 0:
                 table.add_row(
-                    str(i), "0", str(noisy_counts[i]), "n/a", "n/a", "n/a", "absent", label
+                    str(i), "0", str(noisy_counts[i]), "n/a", "n/a", "n/a", "absent", prec_cell
                 )
                 continue
             off = np.delete(t[i], i).max()
@@ -66,7 +66,7 @@ def report_table(noisy: NoisyLabels) -> Table:
                 f"{t[i, i]:.3f}",
                 f"{off:.3f}",
                 "[red]no[/red]" if i in unlearnable else "yes",
-                label,
+                prec_cell,
             )
     caption = [f"sha256 {noisy.sha256[:16]}"]
     if noisy.dominated_labels:
