@@ -53,11 +53,13 @@ from result_table import (
     current_rows,
     dataset_ref,
     done_hashes,
+    export_store_table,
     informative,
     nanmean,
     purified,
     read_table,
     selection_sets,
+    store_table,
     train,
 )
 
@@ -484,6 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--interim", action="store_true", help="compare unfinished runs over the epochs done"
     )
+    ap.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the current table as a results table (.parquet/.csv) for `lnmbench report`",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     if args.table:
@@ -491,6 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.interim:
         print(interim(args))
+        return 0
+    if args.export:
+        table = current_table(args.results / TABLE.name)
+        export_store_table(store_table(table, "variant", lambda *c: config(*c, False)), args.export)
         return 0
     if args.quick:
         tmp = Path(tempfile.mkdtemp(prefix="medssl_quick_"))

@@ -141,3 +141,92 @@ def train(cfg: RunConfig, out: Path) -> dict[str, Any] | None:
     except RunBusyError as exc:
         print(f"skipped: {exc}", flush=True)
         return None
+
+
+# a benchmark table's column -> the results-table columns it fills (lnmbench.experiment.store)
+STORE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "acc_last5": ("headline", "test_acc_last5", "accuracy_last5"),  # validity.py
+    "acc": ("headline", "test_acc_last5", "accuracy_last5"),  # medssl.py
+    "acc_best_val": ("test_acc_best_val", "accuracy_best_val"),
+    "acc_final": ("test_acc_final", "accuracy_final"),
+    "acc_peak": ("test_acc_best_oracle",),
+    "bal_acc_last5": ("balanced_accuracy_last5",),
+    "bal_acc": ("balanced_accuracy_last5",),
+    "macro_f1": ("macro_f1_last5",),
+    "qwk": ("qwk_last5",),
+    "sel_precision": ("selection_precision",),
+    "sel_recall": ("selection_recall",),
+    "detection_auroc": ("detection_auroc",),
+    "purified_ratio": ("purified_ratio",),
+    "t_error": ("transition_error",),
+    "realised_rate": ("realised_noise_train",),
+    "wall_s": ("wall_s",),
+    "epochs": ("epochs_done",),
+}
+
+
+def store_table(
+    table: pd.DataFrame, name: str, config_of: Callable[..., RunConfig]
+) -> pd.DataFrame:
+    """A benchmark table (one row per finished run) in the schema of ``lnmbench results``.
+
+    ``name`` is the column that becomes ``method`` (``variant`` for medssl.py, so each variant is
+    its own method in the report); the config columns (model, size, preset, epochs, run name)
+    come from ``config_of(dataset_ref, noise, rate, seed, <name>)``, the run's resolved config.
+    ``lnmbench report`` reads the result from the file alone, without run folders. Rows of
+    cells whose labels carry no class information (:func:`informative`) are left out.
+    """
+    from lnmbench.experiment.store import COLUMNS
+
+    rows = []
+    for rec in table.to_dict("records"):
+        if not informative(rec["dataset"], rec["noise"], float(rec["rate"])):
+            continue  # labels without class information: neither run nor judged (above)
+        cfg = config_of(
+            dataset_ref(rec["dataset"]),
+            rec["noise"],
+            float(rec["rate"]),
+            int(rec["seed"]),
+            rec[name],
+        )
+        if cfg.config_hash() != rec[KEY]:
+            raise ValueError(f"row {rec[name]} {rec['dataset']} is not the current config")
+        row: dict[str, Any] = dict.fromkeys(COLUMNS, float("nan"))
+        row.update(
+            run=cfg.run_name(),
+            status="done",
+            method=rec[name],
+            dataset=rec["dataset"],
+            noise=rec["noise"],
+            rate=float(rec["rate"]),
+            noise_seed=cfg.noise.seed if cfg.noise.seed is not None else cfg.seed,
+            seed=int(rec["seed"]),
+            model=cfg.model,
+            size=cfg.size,
+            preset=cfg.preset,
+            protocol=cfg.protocol,
+            epochs=cfg.epochs,
+            config_hash=rec[KEY],
+            run_folder=None,
+            noise_rate_source=None,
+            error=None,
+        )
+        for src, dests in STORE_COLUMNS.items():
+            if src in rec:
+                row.update(dict.fromkeys(dests, rec[src]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def export_store_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` (:func:`store_table`) as Parquet or CSV, by ``path``'s suffix."""
+    from lnmbench.experiment.store import write_results
+
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise SystemExit(f"--export {path}: the file must end in .parquet or .csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        write_results(frame, parquet=path)
+    else:
+        write_results(frame, csv=path)
+    print(f"wrote {path}: {len(frame)} runs (report it with `lnmbench report {path}`)")

@@ -47,11 +47,13 @@ from result_table import (
     current_rows,
     dataset_ref,
     done_hashes,
+    export_store_table,
     informative,
     nanmean,
     purified,
     read_table,
     selection_sets,
+    store_table,
     train,
 )
 
@@ -316,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["acc_last5", "bal_acc_last5"],
         help="what --summary compares (balanced accuracy for the imbalanced sets)",
     )
+    ap.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the current table as a results table (.parquet/.csv) for `lnmbench report`",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 epochs, cnn-tiny, temp dir")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS.names()))
@@ -326,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.summary:
         print(summary_markdown(current_table(args.results / TABLE.name), args.summary, args.metric))
+        return 0
+    if args.export:
+        table = current_table(args.results / TABLE.name)
+        export_store_table(store_table(table, "method", lambda *c: config(*c, False)), args.export)
         return 0
     if args.curves:
         print(curves_markdown(current_table(args.results / CURVES.name)))

@@ -317,3 +317,60 @@ def test_long_variant_labels_fit_inside_the_figures():
         fig.draw_without_rendering()
         box = fig.get_tightbbox()  # inches: every drawn label, ticks included
         assert box.x0 >= -0.05 and box.x1 <= fig.get_figwidth() + 0.05
+
+
+def test_report_from_a_results_table_matches_the_folder_report(store, tmp_path):
+    """`lnmbench results --parquet/--csv` then `lnmbench report FILE`: the same numbers as the
+    report of the run folders, without them (no run pages, per-epoch curves or per-class rows)."""
+    runner = CliRunner()
+    pq, csv = tmp_path / "t.parquet", tmp_path / "t.csv"
+    res = runner.invoke(app, ["results", str(store), "--parquet", str(pq), "--csv", str(csv)])
+    assert res.exit_code == 0, res.output
+    opts = ReportOptions(run_pages="none", pdf=False, formats=("md", "csv"))
+    build_report(store, tmp_path / "folders", opts)
+    want = pd.read_csv(tmp_path / "folders" / "tables" / "cells.csv")
+    for table in (pq, csv):
+        out = tmp_path / table.suffix[1:]
+        res = runner.invoke(app, ["report", str(table), "--out", str(out), "--no-pdf"])
+        assert res.exit_code == 0, res.output
+        assert "read from the table" in res.output
+        got = pd.read_csv(out / "tables" / "cells.csv")
+        pd.testing.assert_frame_equal(got, want)
+        for name in ("ranks", "baseline"):
+            pd.testing.assert_frame_equal(
+                pd.read_csv(out / "tables" / f"{name}.csv"),
+                pd.read_csv(tmp_path / "folders" / "tables" / f"{name}.csv"),
+            )
+        md = (out / "report.md").read_text()
+        assert "runs read from the results table" in md and "runs/" not in md
+        assert "1 interrupted" in md and "1 failed" in md  # statuses come from the table
+    df, read = load_results(csv)
+    assert read == 0 and df["run_folder"].isna().all() and len(df) == 14
+
+
+def test_results_table_errors_name_the_file_and_what_is_wrong(tmp_path):
+    with pytest.raises(ConfigError, match=r"results table .*nope\.parquet not found"):
+        load_results(tmp_path / "nope.parquet")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("method,dataset,noise,rate,accuracy_last5\nce,demo,symmetric,0.5,0.4\n")
+    with pytest.raises(ConfigError, match=r"bad\.csv lacks the column\(s\) seed"):
+        load_results(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("method,dataset,noise,rate,seed\n")
+    with pytest.raises(ConfigError, match=r"empty\.csv has no rows"):
+        load_results(empty)
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet")
+    with pytest.raises(ConfigError, match=r"junk\.parquet cannot be read"):
+        load_results(junk)
+    # a minimal hand-made table is enough: missing columns are empty, status defaults to done
+    ok = tmp_path / "ok.csv"
+    ok.write_text(
+        "method,dataset,noise,rate,seed,accuracy_last5\n"
+        "ce,demo,symmetric,0.5,0,0.40\nce,demo,symmetric,0.5,1,0.44\n"
+        "sce,demo,symmetric,0.5,0,0.50\nsce,demo,symmetric,0.5,1,0.56\n"
+    )
+    res = build_report(ok, tmp_path / "r", ReportOptions(pdf=False, formats=("csv",)))
+    assert res.status_counts == {"done": 4}
+    cells = pd.read_csv(tmp_path / "r" / "tables" / "cells.csv")
+    assert cells.set_index("method")["mean"].to_dict() == pytest.approx({"ce": 42.0, "sce": 53.0})

@@ -14,7 +14,13 @@ from lnmbench.errors import LnmbenchError
 
 
 def report(
-    root: Annotated[Path, typer.Argument(help="result root (folder of run folders)")],
+    root: Annotated[
+        Path,
+        typer.Argument(
+            help="result root (folder of run folders), or a results table (.parquet / .csv "
+            "as `lnmbench results` writes it)"
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="report folder (default ROOT/report)")] = None,
     metric: Annotated[
         str,
@@ -84,13 +90,20 @@ def report(
         f"{result.status_counts.get(s, 0)} {s}"
         for s in ("done", "failed", "running", "interrupted")
     )
-    table = root / "results.parquet"
-    cached = result.n_runs - result.folders_read
-    console.print(
-        f"{result.n_runs} runs ({counts}): {result.folders_read} run folders read, "
-        f"{max(cached, 0)} rows taken from {table}",
-        highlight=False,
-    )
+    if root.is_file():
+        console.print(
+            f"{result.n_runs} runs ({counts}) read from the table {root} (no run folders: "
+            "per-epoch curves, per-class sensitivity and run pages are left out)",
+            highlight=False,
+        )
+    else:
+        table = root / "results.parquet"
+        cached = result.n_runs - result.folders_read
+        console.print(
+            f"{result.n_runs} runs ({counts}): {result.folders_read} run folders read, "
+            f"{max(cached, 0)} rows taken from {table}",
+            highlight=False,
+        )
     for w in result.warnings:
         console.print(f"[yellow]{escape(w)}[/]", highlight=False)  # labels hold [...]
     main = [p for p in result.files if p.name.startswith("report.")]

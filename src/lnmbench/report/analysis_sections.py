@@ -15,7 +15,7 @@ from lnmbench.report.diagnostics import DIAGNOSTIC_TABLES, selection_curves
 from lnmbench.report.figures import epoch_curves, heatmaps, save_figure
 from lnmbench.report.html_page import esc
 from lnmbench.report.imbalance import per_class_sensitivity
-from lnmbench.report.load import rate_label
+from lnmbench.report.load import has_folder, rate_label
 from lnmbench.report.metric import Metric
 from lnmbench.report.result_sections import cells_frame
 from lnmbench.report.run_pages import is_fresh, page_name, write_run_page
@@ -186,9 +186,9 @@ def runs_section(s: Section, df: pd.DataFrame, out: Path, run_pages: bool) -> No
     rows = []
     html_rows = []
     for rec in df.itertuples(index=False):
-        folder = Path(rec.run_folder)
         link = None
-        if run_pages:
+        if run_pages and has_folder(rec.run_folder):
+            folder = Path(rec.run_folder)
             path = page_dir / page_name(rec.run)
             if not is_fresh(path, folder):
                 write_run_page(folder, page_dir)

@@ -18,7 +18,7 @@ from lnmbench.report.analysis_sections import diagnostics_section, imbalance_sec
 from lnmbench.report.cells import CellTable, cell_table, expected_seeds, seed_values
 from lnmbench.report.context import ReportContext, Section
 from lnmbench.report.html_page import definition_box, esc, page, toc
-from lnmbench.report.load import add_keys, load_results
+from lnmbench.report.load import add_keys, has_folder, load_results
 from lnmbench.report.metric import Metric
 from lnmbench.report.result_sections import main_section, rates_section, summary_section
 from lnmbench.report.statistics_sections import baseline_section, ranks_section
@@ -172,7 +172,13 @@ def build_report(
     s = Section("runs", "8. Runs")
     t1 = time.perf_counter()
     pages = opts.run_pages == "all" or (opts.run_pages == "auto" and len(df) <= AUTO_RUN_PAGES)
-    if opts.run_pages == "auto" and not pages:
+    if not any(has_folder(f) for f in df["run_folder"]):
+        pages = False
+        s.add_text(
+            f"{len(df)} runs read from the results table {root}: per-run pages, per-epoch "
+            "curves and per-class sensitivity need the run folders and are left out"
+        )
+    elif opts.run_pages == "auto" and not pages:
         s.add_text(
             f"{len(df)} runs: per-run pages are drawn for at most {AUTO_RUN_PAGES} runs "
             "unless --run-pages all (each page is redrawn only when its run changed)"

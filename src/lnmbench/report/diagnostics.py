@@ -10,6 +10,7 @@ import pandas as pd
 
 from lnmbench.engine.run_folder import RunFolder
 from lnmbench.report.cells import CELL
+from lnmbench.report.load import has_folder
 
 DIAGNOSTIC_TABLES = {
     "selection_precision": ("selection precision (clean ratio, %)", 100.0, True),
@@ -31,6 +32,7 @@ def selection_curves(df: pd.DataFrame) -> pd.DataFrame:
     """Long table: method, dataset, noise, rate_key, epoch, precision, recall (percent; mean
     over seeds) for finished or unfinished runs whose final diagnostics include a selection."""
     runs = df[df["selection_precision"].notna() | df["selection_recall"].notna()]
+    runs = runs[runs["run_folder"].map(has_folder)]
     rows = []
     for rec in runs.itertuples(index=False):
         for r in RunFolder(Path(rec.run_folder)).read_metrics():

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lnmbench.report.cells import CELL
+from lnmbench.report.load import has_folder
 
 
 @dataclass
@@ -46,7 +47,7 @@ def train_counts(run_folder: str | Path) -> list[int] | None:
 
 def per_class_sensitivity(df: pd.DataFrame) -> list[ClassSensitivity]:
     """Per cell of the finished runs in ``df`` (reads their summary.json files)."""
-    done = df[df["status"] == "done"]
+    done = df[(df["status"] == "done") & df["run_folder"].map(has_folder)]
     out = []
     counts_by_dataset: dict[str, list[int] | None] = {}
     for cell, g in done.groupby(CELL, sort=True):

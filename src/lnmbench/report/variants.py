@@ -19,6 +19,7 @@ import yaml
 
 from lnmbench.errors import LnmbenchError
 from lnmbench.experiment.config import NON_SEMANTIC, resolve_config
+from lnmbench.report.load import has_folder
 
 GROUP = ["method", "dataset", "noise", "rate_key", "seed"]
 # keys that place a run in its cell (not a configuration of the method)
@@ -106,7 +107,7 @@ def split_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         raw: dict[int, dict[str, Any]] = {}
         configs: dict[int, dict[str, Any]] = {}
         for i, folder in rows["run_folder"].items():
-            read = _config(folder)
+            read = _config(folder) if has_folder(folder) else None
             if read is not None:
                 raw[i], configs[i] = read
         keys: set[str] = set()
@@ -116,6 +117,14 @@ def split_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             in_group = (rows[GROUP[1:]] == pd.Series(key[1:], index=GROUP[1:])).all(axis=1)
             cfgs = [configs[i] for i in rows.index[in_group] if i in configs]
             keys |= {k for k in set().union(*cfgs) if len({c.get(k) for c in cfgs}) > 1}
+        if not configs:  # rows of a results table: no config.yaml to tell what differs
+            n = sum(1 for k in clashing.index if k[0] == method)
+            messages.append(
+                f"{method}: {n} (cell, seed) group(s) hold runs with different config hashes "
+                "and no run folder to tell what differs; their runs are averaged as one seed "
+                "(report the run folders, or filter the table, to keep variants apart)"
+            )
+            continue
         if not keys:
             continue
         common = {k: Counter(c.get(k) for c in configs.values()).most_common(1)[0][0] for k in keys}
