@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lnmbench.data import DATASETS
+from lnmbench.data import DATASETS, default_data_dir, load_dataset
 from lnmbench.errors import RunBusyError
 from lnmbench.experiment.config import RunConfig
-from lnmbench.experiment.run import run_exclusive
+from lnmbench.experiment.run import run_exclusive, split_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -46,6 +46,15 @@ def informative(dataset: str, noise: str, rate: float) -> bool:
         return True
     c = DATASETS.get(dataset).info.num_classes
     return float(rate) < (c - 1) / c - 1e-9
+
+
+def unlearnable_classes(cfg: RunConfig) -> list[int]:
+    """The classes that the realised training-split noise of ``cfg`` makes unlearnable
+    (T̃_ii ≤ max_j≠i T̃_ij: most of the class carries one same wrong label), from the same noisy
+    labels its run trained on (the noise cache; regenerated, identically, when absent)."""
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
+    ds = load_dataset(cfg.dataset, size=cfg.size, data_dir=cfg.data_dir)
+    return split_noise(cfg, ds, data_dir)["train"].unlearnable_classes or []
 
 
 def nanmean(values: list[Any]) -> float:
