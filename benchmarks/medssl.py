@@ -46,10 +46,12 @@ from lnmbench.engine.run_folder import RunFolder
 from lnmbench.experiment.config import resolve_config
 from lnmbench.report.baseline import bootstrap_ci
 from result_table import (
+    CELL,
     KEY,
     RESULTS,
     ROOT,
     append_rows,
+    cell_key,
     current_rows,
     dataset_ref,
     done_hashes,
@@ -61,7 +63,8 @@ from result_table import (
     selection_sets,
     store_table,
     train,
-    unlearnable_classes,
+    unlearnable_by_cell,
+    unlearnable_note,
 )
 
 TABLE = RESULTS / "medssl.csv"
@@ -242,7 +245,6 @@ def run_cells(args: argparse.Namespace) -> int:
 
 
 # ----- the decision -----------------------------------------------------------------------------
-CELL = ["dataset", "noise", "rate", "seed"]
 # the cells whose results chose medssl's defaults (lx_loss ce over sce_soft, after the six
 # imbalanced cells and the two demo ones): the decision is also given without them, since a
 # default picked on a cell is optimistic there
@@ -273,21 +275,6 @@ def pct(v: Any) -> str:
 
 def kappa(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-
-def cell_key(cell: tuple) -> tuple[str, str, float, int]:
-    """A (dataset, noise, rate, seed) cell with canonical types (CSV rates and seeds vary)."""
-    return (str(cell[0]), str(cell[1]), float(cell[2]), int(cell[3]))
-
-
-def unlearnable_by_cell(table: pd.DataFrame, quick: bool = False) -> dict[tuple, list[int]]:
-    """cell -> the classes its realised training noise makes unlearnable (the noise does not
-    depend on the variant, so each cell's noisy labels are read once)."""
-    cells = {cell_key(c) for c in table[CELL].itertuples(index=False)}
-    return {
-        c: unlearnable_classes(config(dataset_ref(c[0]), *c[1:], "ce", quick))
-        for c in sorted(cells)
-    }
 
 
 def markdown(table: pd.DataFrame, unlearnable: dict[tuple, list[int]] | None = None) -> str:
@@ -422,14 +409,9 @@ def decision(table: pd.DataFrame, unlearnable: dict[tuple, list[int]] | None = N
             f"balanced case (demo): accuracy Δ medssl − dividemix {100 * m:+.2f} points over "
             f"{len(demo)} cells{ci} ({ok} the 1-point tolerance)"
         )
-    marked = sorted(c for c, classes in (unlearnable or {}).items() if classes)
-    if marked:
-        demo_line += "\ncells whose realised noise makes a class unlearnable (noise.json): " + (
-            ", ".join(
-                f"{d} {n} {r:g} seed {s} (class {', '.join(map(str, unlearnable[(d, n, r, s)]))})"
-                for d, n, r, s in marked
-            )
-        )
+    note = unlearnable_note(unlearnable or {})
+    if note:
+        demo_line += "\n" + note
     if left:
         demo_line += (
             "\nleft out (symmetric noise at or above (C − 1)/C: the noisy label carries no "
@@ -534,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.table:
         table = current_table(args.results / TABLE.name, args.quick)
-        print(markdown(table, unlearnable_by_cell(table, args.quick)))
+        unlearnable = unlearnable_by_cell(table, lambda *c: config(*c, "ce", args.quick))
+        print(markdown(table, unlearnable))
         return 0
     if args.interim:
         print(interim(args))

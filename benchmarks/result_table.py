@@ -57,6 +57,38 @@ def unlearnable_classes(cfg: RunConfig) -> list[int]:
     return split_noise(cfg, ds, data_dir)["train"].unlearnable_classes or []
 
 
+CELL = ["dataset", "noise", "rate", "seed"]
+
+
+def cell_key(cell: tuple) -> tuple[str, str, float, int]:
+    """A (dataset, noise, rate, seed) cell with canonical types (CSV rates and seeds vary)."""
+    return (str(cell[0]), str(cell[1]), float(cell[2]), int(cell[3]))
+
+
+def unlearnable_by_cell(
+    table: pd.DataFrame, config_of: Callable[..., RunConfig]
+) -> dict[tuple[str, str, float, int], list[int]]:
+    """cell -> the classes its realised training noise makes unlearnable; ``config_of(dataset
+    path, noise, rate, seed)`` is any of the cell's run configs (the noise does not depend on
+    the method, so each cell's noisy labels are read once)."""
+    cells = sorted({cell_key(c) for c in table[CELL].itertuples(index=False)})
+    return {c: unlearnable_classes(config_of(dataset_ref(c[0]), *c[1:])) for c in cells}
+
+
+def unlearnable_note(unlearnable: dict[tuple, list[int]], dataset: str | None = None) -> str:
+    """One line naming the cells (of ``dataset``, or all) whose noise makes a class unlearnable;
+    empty when there are none."""
+    marked = [c for c, classes in sorted(unlearnable.items()) if classes]
+    marked = [c for c in marked if dataset is None or c[0] == dataset]
+    if not marked:
+        return ""
+    return "cells whose realised noise makes a class unlearnable (noise.json): " + ", ".join(
+        f"{'' if dataset else d + ' '}{n} {r:g} seed {s} "
+        f"(class {', '.join(map(str, unlearnable[(d, n, r, s)]))})"
+        for d, n, r, s in marked
+    )
+
+
 def nanmean(values: list[Any]) -> float:
     """Mean of the values that are neither None nor NaN; NaN when none are."""
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]

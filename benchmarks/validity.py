@@ -55,6 +55,8 @@ from result_table import (
     selection_sets,
     store_table,
     train,
+    unlearnable_by_cell,
+    unlearnable_note,
 )
 
 TABLE = RESULTS / "validity.csv"
@@ -233,11 +235,17 @@ def markdown(table: pd.DataFrame, metric: str = "acc_last5") -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(table: pd.DataFrame, dataset: str, metric: str = "acc_last5") -> str:
+def summary_markdown(
+    table: pd.DataFrame,
+    dataset: str,
+    metric: str = "acc_last5",
+    unlearnable: dict[tuple, list[int]] | None = None,
+) -> str:
     """One row per method on ``dataset``: Δ ``metric`` against CE (points) per setting, as the
     mean over the seeds both have, then each seed's Δ (``mean (s0 / s1)``); CE's own row gives
     its own value. The columns are the settings in NOISES order whose noisy labels carry class
-    information (:func:`informative`)."""
+    information (:func:`informative`); ``unlearnable`` (cell -> classes) adds a line naming the
+    cells whose realised noise makes a class unlearnable."""
     part = table[table.dataset == dataset]
     settings = [
         (name, float(rate))
@@ -263,7 +271,8 @@ def summary_markdown(table: pd.DataFrame, dataset: str, metric: str = "acc_last5
             seeds = " / ".join(f"{v:{sign}.1f}" for v in vals)
             cells.append(mean if len(vals) == 1 else f"{mean} ({seeds})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    note = unlearnable_note(unlearnable or {}, dataset)
+    return "\n".join(lines + (["", note] if note else []))
 
 
 def curves_markdown(curves: pd.DataFrame, epochs: tuple[int, ...] = (0, 3, 6, 10, 20, 30)) -> str:
@@ -333,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(current_table(args.results / TABLE.name)))
         return 0
     if args.summary:
-        print(summary_markdown(current_table(args.results / TABLE.name), args.summary, args.metric))
+        table = current_table(args.results / TABLE.name)
+        table = table[table.dataset == args.summary]
+        unlearnable = unlearnable_by_cell(table, lambda *c: config(*c, "ce", False))
+        print(summary_markdown(table, args.summary, args.metric, unlearnable))
         return 0
     if args.export:
         table = current_table(args.results / TABLE.name)

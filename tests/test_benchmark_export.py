@@ -70,3 +70,24 @@ def test_validity_rows_export_to_a_reportable_results_table(validity, tmp_path):
         validity.store_table(stale, "method", lambda *c: validity.config(*c, False))
     with pytest.raises(SystemExit, match=r"must end in \.parquet or \.csv"):
         validity.export_store_table(exported, tmp_path / "validity.txt")
+
+
+def test_validity_summary_names_the_cells_with_unlearnable_classes(validity):
+    rows = [
+        _row(validity, "ce", 0, 0.40),
+        _row(validity, "ce", 1, 0.50),
+        _row(validity, "coteaching", 0, 0.80),
+        _row(validity, "coteaching", 1, 0.84),
+    ]
+    table = pd.DataFrame(rows)
+    # the real cells' noise: symmetric 0.5 over 8 classes leaves every class learnable
+    unlearnable = validity.unlearnable_by_cell(table, lambda *c: validity.config(*c, "ce", False))
+    assert unlearnable == {("demo", "symmetric", 0.5, 0): [], ("demo", "symmetric", 0.5, 1): []}
+    text = validity.summary_markdown(table, "demo", unlearnable=unlearnable)
+    assert "| coteaching | +37.0 (+40.0 / +34.0) |" in text and "unlearnable" not in text
+    marked = {**unlearnable, ("demo", "symmetric", 0.5, 1): [3, 5]}
+    text = validity.summary_markdown(table, "demo", unlearnable=marked)
+    assert text.endswith("unlearnable (noise.json): symmetric 0.5 seed 1 (class 3, 5)")
+    # another dataset's marked cells are not named in this dataset's summary
+    other = {**unlearnable, ("breastmnist", "instance", 0.5, 0): [1]}
+    assert "unlearnable" not in validity.summary_markdown(table, "demo", unlearnable=other)

@@ -64,7 +64,18 @@ def test_decision_reads_without_the_cells_with_unlearnable_classes(medssl):
 
 def test_unlearnable_classes_are_those_of_the_cells_training_noise(medssl):
     # symmetric noise over 8 classes: 0.9 leaves P(keep) = 0.1 < 0.9 / 7 for every class,
-    # 0.2 leaves every class learnable
-    blind = medssl.unlearnable_classes(medssl.config("demo", "symmetric", 0.9, 0, "ce", False))
-    assert blind == list(range(8))
-    assert medssl.unlearnable_classes(medssl.config("demo", "symmetric", 0.2, 0, "ce", False)) == []
+    # 0.2 leaves every class learnable; the variant does not matter (one entry per cell)
+    cells = pd.DataFrame(
+        {
+            "dataset": ["demo", "demo", "demo"],
+            "noise": ["symmetric"] * 3,
+            "rate": [0.9, 0.9, 0.2],
+            "seed": [0, 0, 0],
+            "variant": ["ce", "medssl", "ce"],
+        }
+    )
+    found = medssl.unlearnable_by_cell(cells, lambda *c: medssl.config(*c, "ce", False))
+    assert found == {
+        ("demo", "symmetric", 0.2, 0): [],
+        ("demo", "symmetric", 0.9, 0): list(range(8)),
+    }
