@@ -16,6 +16,22 @@ torch.set_num_threads(1)
 console.width = 200  # the one CLI console: wide tables, no line wrapped in captured output
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def import_benchmark(name: str):
+    """A script of benchmarks/ as a module (e.g. ``validity``), imported with that folder on
+    sys.path only for the import (its helper ``result_table`` stays in sys.modules)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder with bloodmnist.npz, retinamnist.npz, breastmnist.npz; skip when absent."""

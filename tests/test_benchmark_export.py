@@ -3,25 +3,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
+from conftest import import_benchmark
 from lnmbench.report import ReportOptions, build_report
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def validity():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import validity as module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return import_benchmark("validity")
 
 
 def _row(validity, method: str, seed: int, acc: float, **extra) -> dict:

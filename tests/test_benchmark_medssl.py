@@ -3,24 +3,16 @@ unlearnable, and the noise check it rests on (the noisy labels the cell's runs t
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import import_benchmark
 
 
 @pytest.fixture(scope="module")
 def medssl():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import medssl as module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return import_benchmark("medssl")
 
 
 def _table(values: dict[str, list[float]]) -> pd.DataFrame:
